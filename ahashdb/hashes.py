@@ -1,0 +1,236 @@
+"""The 64-bit aHash and its four spellings.
+
+One hash, four spellings (see DESIGN.md §1):
+
+* hex       -- 16 lowercase hex digits, identical to ``str(imagehash.average_hash(img))``
+* bytes     -- 8 bytes, big-endian, identical to ``numpy.packbits(h.hash.flatten())``
+* unsigned  -- ``int(hex, 16)``, 0 … 2**64-1
+* signed    -- the unsigned value as two's complement int64: the PostgreSQL BIGINT
+
+Images are hashed by :func:`imagehash.average_hash` itself, so results are bit-identical.
+This module does no database I/O.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import string
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import imagehash
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageError, InvalidHash
+
+__all__ = [
+    "HashLike",
+    "ImageLike",
+    "average_hash",
+    "from_bytes",
+    "from_hex",
+    "hamming",
+    "open_image",
+    "to_bytes",
+    "to_hex",
+    "to_imagehash",
+    "to_signed",
+    "to_unsigned",
+    "coerce_hash",
+]
+
+ImageLike = str | os.PathLike | bytes | bytearray | BinaryIO | Image.Image
+HashLike = str | int | bytes | bytearray | imagehash.ImageHash
+
+MASK64 = (1 << 64) - 1
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+_HEXDIGITS = frozenset(string.hexdigits)
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- spellings ---------------------------------------------------------------------------
+
+
+def from_hex(text: str) -> int:
+    """Parse 16 hex digits (either case, optional ``0x``) into the unsigned value."""
+    if not isinstance(text, str):
+        raise InvalidHash(f"hash {_short(text)}: expected a string of 16 hex digits")
+    digits = text.strip()
+    if digits[:2].lower() == "0x":
+        digits = digits[2:]
+    if len(digits) != 16 or not _HEXDIGITS.issuperset(digits):
+        raise InvalidHash(
+            f"hash {_short(text)}: expected exactly 16 hex digits (0-9, a-f), got {len(digits)}"
+            " characters" + ("" if _HEXDIGITS.issuperset(digits) else " with non-hex characters")
+        )
+    return int(digits, 16)
+
+
+def to_hex(value: int) -> str:
+    """Spell a hash (unsigned or signed int) as 16 lowercase hex digits."""
+    return f"{to_unsigned(value):016x}"
+
+
+def to_unsigned(value: int) -> int:
+    """The unsigned value of a hash given as unsigned or as signed BIGINT."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidHash(f"hash {_short(value)}: expected an int")
+    value = int(value)
+    if not INT64_MIN <= value <= MASK64:
+        raise InvalidHash(f"hash {value}: outside both 0…2^64-1 and the signed 64-bit range")
+    return value & MASK64
+
+
+def to_signed(value: int) -> int:
+    """The signed BIGINT value of a hash given as unsigned or as signed."""
+    u = to_unsigned(value)
+    return u - (1 << 64) if u > INT64_MAX else u
+
+
+def to_bytes(value: int) -> bytes:
+    """8 big-endian bytes, as ``numpy.packbits(imagehash_obj.hash.flatten())``."""
+    return to_unsigned(value).to_bytes(8, "big")
+
+
+def from_bytes(data: bytes | bytearray | memoryview) -> int:
+    """The unsigned value of 8 big-endian bytes."""
+    data = bytes(data)
+    if len(data) != 8:
+        raise InvalidHash(f"hash bytes {_short(data)}: expected 8 bytes, got {len(data)}")
+    return int.from_bytes(data, "big")
+
+
+def to_imagehash(value: int) -> imagehash.ImageHash:
+    """An :class:`imagehash.ImageHash` (8×8) with the same bits."""
+    bits = np.unpackbits(np.frombuffer(to_bytes(value), dtype=np.uint8)).astype(bool)
+    return imagehash.ImageHash(bits.reshape(8, 8))
+
+
+def _from_imagehash(h: imagehash.ImageHash) -> int:
+    bits = np.asarray(h.hash).flatten()
+    if bits.size != 64:
+        raise InvalidHash(f"hash {h}: expected a 64-bit (8×8) ImageHash, got {bits.size} bits")
+    return int.from_bytes(np.packbits(bits.astype(bool)).tobytes(), "big")
+
+
+def hamming(a: int, b: int) -> int:
+    """Hamming distance of two hashes (unsigned or signed ints)."""
+    return (to_unsigned(a) ^ to_unsigned(b)).bit_count()
+
+
+def coerce_hash(value: HashLike) -> int:
+    """Turn any hash spelling into the unsigned value.
+
+    Accepts 16-hex strings, ints (unsigned 0…2^64-1 or signed BIGINT: the two ranges only
+    overlap where both mean the same bits), 8 bytes and ``imagehash.ImageHash``.
+    """
+    if isinstance(value, imagehash.ImageHash):
+        return _from_imagehash(value)
+    if isinstance(value, str):
+        return from_hex(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return from_bytes(value)
+    return to_unsigned(value)
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fsdecode(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
+    return getattr(source, "name", None) or f"<{type(source).__name__}>"
+
+
+def open_image(source: ImageLike) -> Image.Image:
+    """Open and fully decode an image, turning every failure into :class:`ImageError`.
+
+    Decompression bombs (more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) are refused
+    before decoding.
+    """
+    if isinstance(source, Image.Image):
+        return source
+    name = _describe(source)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError(f"{name}: empty input")
+        fp: object = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            if path.is_dir():
+                raise ImageError(f"{name}: is a directory, not an image")
+            if path.stat().st_size == 0:
+                raise ImageError(f"{name}: empty file")
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except PermissionError:
+            raise ImageError(f"{name}: permission denied") from None
+        fp = path
+    else:
+        fp = source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)  # type: ignore[arg-type]
+            img.load()
+        return img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image Pillow can read") from None
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except PermissionError:
+        raise ImageError(f"{name}: permission denied") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower() or isinstance(exc, EOFError):
+            reason = f"truncated or corrupt image ({reason})"
+        raise ImageError(f"{name}: {reason}") from None
+
+
+def average_hash(source: ImageLike) -> int:
+    """The aHash of an image as an unsigned int, bit-identical to ``imagehash.average_hash``.
+
+    ``source`` is a path, bytes, a binary file object or a PIL image.
+    """
+    img = open_image(source)
+    try:
+        return _from_imagehash(imagehash.average_hash(img))
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{_describe(source)}: cannot hash ({exc})") from None
+
+
+def is_hash_spelling(value: object) -> bool:
+    """True when ``value`` is meant as a hash rather than an image."""
+    if isinstance(value, (imagehash.ImageHash, int, np.integer)) and not isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        digits = value.strip()
+        digits = digits[2:] if digits[:2].lower() == "0x" else digits
+        return len(digits) == 16 and _HEXDIGITS.issuperset(digits) and not os.path.exists(value)
+    return False
+
+
+def hash_of(value: ImageLike | HashLike) -> int:
+    """The unsigned hash of an image (path, bytes, file, PIL image) or a hash spelling.
+
+    Strings of 16 hex digits are read as hashes unless a file of that name exists; 8-byte
+    ``bytes`` are image data here, not hash bytes (use :func:`from_bytes` for those).
+    """
+    if is_hash_spelling(value):
+        return coerce_hash(value)  # type: ignore[arg-type]
+    return average_hash(value)  # type: ignore[arg-type]

@@ -1,0 +1,555 @@
+"""HashStore: the Python API over an ahashdb database.
+
+Every operation here is one SQL statement or one SQL function call; the CLI is a thin layer
+over these methods, and SQL users call the same functions (``ahash_search``,
+``ahash_nearest``) from psql.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from . import embedded
+from .config import describe_target, libpq_url, redact, resolve_database_url, sqlalchemy_url
+from .errors import AhashdbError, DatabaseUnavailable, InvalidInput, SchemaNotMigrated
+from .hashes import HashLike, ImageLike, hash_of, to_hex, to_signed
+
+__all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
+
+#: The Alembic revision this code expects (a test checks it is the migrations' head).
+SCHEMA_REVISION = "0003"
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+CHUNK_INDEXES = tuple(f"image_hashes_c{i}_idx" for i in range(4))
+_INDEX_DDL = {
+    "image_hashes_pkey": "ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey "
+    "PRIMARY KEY (company_id, id)",
+    "image_hashes_company_meta_hash_key": "ALTER TABLE image_hashes ADD CONSTRAINT "
+    "image_hashes_company_meta_hash_key UNIQUE (company_id, meta_id, hash)",
+    **{
+        name: f"CREATE INDEX {name} ON image_hashes (c{i}, company_id) INCLUDE (hash, id)"
+        for i, name in enumerate(CHUNK_INDEXES)
+    },
+}
+
+
+def migrations_path() -> Path:
+    """The Alembic script folder: inside the installed package, or the source tree's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise AhashdbError(f"ahashdb's migrations folder is missing (looked in {here})")
+
+
+def database_url(url: str | None) -> str:
+    """The URL to use: explicit > ``$AHASHDB_DATABASE_URL`` > the embedded server (started)."""
+    resolved = resolve_database_url(url)
+    return resolved if resolved is not None else embedded.start()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One stored hash found by a search. ``hash`` is 16 hex digits."""
+
+    id: int
+    company_id: int
+    meta_id: int
+    hash: str
+    distance: int
+    source: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The match as a plain dict (for JSON/CSV output)."""
+        return asdict(self)
+
+
+def _check_id(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                value = int(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise InvalidInput(f"{name} {value!r}: expected an integer") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidInput(f"{name} {value}: outside the BIGINT range -2^63 … 2^63-1")
+    return value
+
+
+def _check_distance(name: str, value: object, upper: int | None = 64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"{name} {value!r}: expected an integer 0 or more")
+    if upper is not None and value > upper:
+        raise InvalidInput(f"{name} {value}: expected at most {upper}")
+    return value
+
+
+def _row_to_match(row: Sequence[Any]) -> Match:
+    return Match(row[0], row[1], row[2], to_hex(row[3]), row[4], row[5])
+
+
+class HashStore:
+    """Perceptual hashes in PostgreSQL.
+
+    ``HashStore()`` uses ``$AHASHDB_DATABASE_URL`` or, without it, the embedded server
+    (started and migrated on first use). ``HashStore(url)`` uses any PostgreSQL >= 14; run
+    :meth:`migrate` (or ``ahashdb migrate``) once on a new database.
+
+    Usable as a context manager; :meth:`close` releases the connection.
+    """
+
+    def __init__(self, url: str | None = None, *, auto_migrate: bool | None = None) -> None:
+        explicit = resolve_database_url(url)
+        self._embedded = explicit is None
+        self.url = explicit if explicit is not None else embedded.start()
+        self.auto_migrate = self._embedded if auto_migrate is None else auto_migrate
+        self._conn: psycopg.Connection | None = None
+        self._schema_checked = False
+
+    # --- connection -----------------------------------------------------------------------
+
+    def __enter__(self) -> HashStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (the store reconnects if used again)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __repr__(self) -> str:
+        return f"HashStore({redact(self.url)!r})"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when this store uses the embedded server."""
+        return self._embedded
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(
+                libpq_url(self.url),
+                autocommit=True,
+                connect_timeout=int(os.environ.get("AHASHDB_CONNECT_TIMEOUT", "10")),
+                application_name="ahashdb",
+            )
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {describe_target(self.url)}: {reason}"
+            ) from None
+        return conn
+
+    @property
+    def connection(self) -> psycopg.Connection:
+        """The psycopg connection (autocommit; batches use explicit transactions)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        if not self._schema_checked:
+            self._check_schema(self._conn)
+        return self._conn
+
+    def schema_revision(self) -> str | None:
+        """The database's Alembic revision, or None when it has no ahashdb schema."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._read_revision(self._conn)
+
+    @staticmethod
+    def _read_revision(conn: psycopg.Connection) -> str | None:
+        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+
+    def _check_schema(self, conn: psycopg.Connection) -> None:
+        revision = self._read_revision(conn)
+        if revision != SCHEMA_REVISION:
+            if self.auto_migrate:
+                self.migrate()
+            elif revision is None:
+                raise SchemaNotMigrated(
+                    f"database {describe_target(self.url)} has no ahashdb schema;"
+                    " run `ahashdb migrate` first"
+                )
+            else:
+                raise SchemaNotMigrated(
+                    f"database {describe_target(self.url)} is at schema revision {revision},"
+                    f" this ahashdb needs {SCHEMA_REVISION}; run `ahashdb migrate`"
+                )
+        self._schema_checked = True
+
+    # --- schema ---------------------------------------------------------------------------
+
+    def alembic_config(self) -> Any:
+        """An Alembic ``Config`` for this database and ahashdb's migrations."""
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(migrations_path()))
+        cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(self.url).replace("%", "%%"))
+        return cfg
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (default: the newest); safe to run concurrently."""
+        self._run_alembic("upgrade", revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Downgrade the schema to ``revision`` (``"base"`` drops everything ahashdb made)."""
+        self._run_alembic("downgrade", revision)
+
+    def _run_alembic(self, direction: str, revision: str) -> None:
+        from alembic import command
+        from sqlalchemy import create_engine, pool
+        from sqlalchemy import text as sa_text
+
+        cfg = self.alembic_config()
+        engine = create_engine(sqlalchemy_url(self.url), poolclass=pool.NullPool)
+        try:
+            with engine.begin() as conn:
+                # One migrator at a time; the others wait, then find nothing to do.
+                conn.execute(sa_text("SELECT pg_advisory_xact_lock(7340580466392731649)"))
+                cfg.attributes["connection"] = conn
+                getattr(command, direction)(cfg, revision)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {describe_target(self.url)}: {exc}"
+            ) from None
+        except Exception as exc:
+            orig = getattr(exc, "orig", None)
+            if isinstance(orig, psycopg.OperationalError):
+                raise DatabaseUnavailable(
+                    f"cannot connect to PostgreSQL at {describe_target(self.url)}:"
+                    f" {str(orig).strip().splitlines()[-1]}"
+                ) from None
+            raise
+        finally:
+            engine.dispose()
+        self._schema_checked = direction == "upgrade" and revision in ("head", SCHEMA_REVISION)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def insert(
+        self,
+        image_or_hash: ImageLike | HashLike,
+        *,
+        company_id: int,
+        meta_id: int,
+        source: str | None = None,
+    ) -> int | None:
+        """Store one hash; returns the new row's id, or None when it was already stored."""
+        company_id = _check_id("company_id", company_id)
+        meta_id = _check_id("meta_id", meta_id)
+        h = to_signed(hash_of(image_or_hash))
+        row = self.connection.execute(
+            "INSERT INTO image_hashes (company_id, meta_id, hash, source) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (company_id, meta_id, hash) DO NOTHING RETURNING id",
+            (company_id, meta_id, h, _check_source(source)),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def insert_many(
+        self,
+        rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+        *,
+        batch_size: int = 50_000,
+        bulk: bool = False,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Store many hashes with COPY; returns how many rows were added.
+
+        ``rows`` yields ``(image_or_hash, company_id, meta_id[, source])`` tuples or dicts
+        with ``hash`` (or ``image``), ``company_id``, ``meta_id`` and optional ``source``.
+        Rows are streamed: memory stays flat however many there are. Each batch of
+        ``batch_size`` rows is its own transaction, so an interruption keeps every finished
+        batch and a re-run adds only what is missing (rows already stored are skipped).
+
+        ``bulk=True`` loads everything in one transaction with the table's indexes dropped
+        and rebuilt at the end: several times faster for large loads into an empty or
+        small table, and all-or-nothing. It locks the table against writers meanwhile.
+        ``on_batch(added, seen)`` is called after each committed batch.
+        """
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size {batch_size}: expected 1 or more")
+        normalized = _normalize_rows(rows)
+        if bulk:
+            return self._bulk_load(normalized, on_batch)
+        conn = self.connection
+        _ensure_stage(conn)
+        added = 0
+        while True:
+            batch = list(itertools.islice(normalized, batch_size))
+            if not batch:
+                break
+            with conn.transaction():
+                _copy_stage(conn, batch)
+                cur = conn.execute(
+                    "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
+                    " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
+                    " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
+                )
+                added_now = max(cur.rowcount, 0)
+                conn.execute("TRUNCATE ahashdb_stage")
+            added += added_now
+            if on_batch is not None:
+                on_batch(added_now, len(batch))
+        return added
+
+    def _bulk_load(
+        self, rows: Iterator[tuple[int, int, int, str | None]], on_batch: Any
+    ) -> int:
+        conn = self.connection
+        _ensure_stage(conn)
+        with conn.transaction():
+            conn.execute("LOCK TABLE image_hashes IN SHARE ROW EXCLUSIVE MODE")
+            conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            conn.execute("SET LOCAL work_mem = '256MB'")
+            seen = 0
+            while True:
+                batch = list(itertools.islice(rows, 200_000))
+                if not batch:
+                    break
+                _copy_stage(conn, batch)
+                seen += len(batch)
+            existing = conn.execute("SELECT EXISTS (SELECT 1 FROM image_hashes)").fetchone()
+            for name in CHUNK_INDEXES:
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+            if existing and existing[0]:
+                cur = conn.execute(
+                    "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
+                    " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id,"
+                    " hash, source FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
+                    " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
+                )
+            else:
+                conn.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
+                conn.execute(
+                    "ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_company_meta_hash_key"
+                )
+                cur = conn.execute(
+                    "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
+                    " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id,"
+                    " hash, source FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
+                )
+                conn.execute(_INDEX_DDL["image_hashes_pkey"])
+                conn.execute(_INDEX_DDL["image_hashes_company_meta_hash_key"])
+            added = max(cur.rowcount, 0)
+            for name in CHUNK_INDEXES:
+                conn.execute(_INDEX_DDL[name])
+            conn.execute("TRUNCATE ahashdb_stage")
+        # Sets the visibility map so searches are index-only scans, and refreshes statistics.
+        conn.execute("VACUUM (ANALYZE) image_hashes")
+        if on_batch is not None:
+            on_batch(added, seen)
+        return added
+
+    def delete(
+        self,
+        *,
+        company_id: int,
+        meta_id: int | None = None,
+        ids: Iterable[int] | None = None,
+    ) -> int:
+        """Delete one company's rows by ``meta_id`` or by row ``ids``; returns how many went."""
+        company_id = _check_id("company_id", company_id)
+        if (meta_id is None) == (ids is None):
+            raise InvalidInput("delete needs exactly one of meta_id or ids")
+        if meta_id is not None:
+            cur = self.connection.execute(
+                "DELETE FROM image_hashes WHERE company_id = %s AND meta_id = %s",
+                (company_id, _check_id("meta_id", meta_id)),
+            )
+        else:
+            id_list = [_check_id("id", i) for i in ids or ()]
+            cur = self.connection.execute(
+                "DELETE FROM image_hashes WHERE company_id = %s AND id = ANY(%s)",
+                (company_id, id_list),
+            )
+        return max(cur.rowcount, 0)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def count(self, company_id: int | None = None) -> int:
+        """How many hashes are stored: for one company, or all when ``company_id`` is None."""
+        if company_id is None:
+            row = self.connection.execute("SELECT count(*) FROM image_hashes").fetchone()
+        else:
+            row = self.connection.execute(
+                "SELECT count(*) FROM image_hashes WHERE company_id = %s",
+                (_check_id("company_id", company_id),),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _scope(self, company_id: int | None, all_companies: bool) -> int | None:
+        if all_companies:
+            if company_id is not None:
+                raise InvalidInput("give either company_id or all_companies=True, not both")
+            return None
+        if company_id is None:
+            raise InvalidInput(
+                "company_id is required (pass all_companies=True to search every company)"
+            )
+        return _check_id("company_id", company_id)
+
+    def search(
+        self,
+        image_or_hash: ImageLike | HashLike,
+        *,
+        company_id: int | None = None,
+        max_distance: int = 10,
+        limit: int | None = None,
+        all_companies: bool = False,
+    ) -> list[Match]:
+        """Every stored hash within ``max_distance`` bits, closest first (ties by id).
+
+        Exact, through ``ahash_search`` (multi-index hashing; a scan where that is cheaper).
+        Scoped to ``company_id`` unless ``all_companies=True``.
+        """
+        company = self._scope(company_id, all_companies)
+        max_distance = _check_distance("max_distance", max_distance)
+        if limit is not None:
+            limit = _check_distance("limit", limit, upper=None)
+        h = to_signed(hash_of(image_or_hash))
+        rows = self.connection.execute(
+            "SELECT * FROM ahash_search(%s, %s, %s, %s)", (company, h, max_distance, limit)
+        ).fetchall()
+        return [_row_to_match(r) for r in rows]
+
+    def nearest(
+        self,
+        image_or_hash: ImageLike | HashLike,
+        *,
+        company_id: int | None = None,
+        k: int = 10,
+        all_companies: bool = False,
+    ) -> list[Match]:
+        """The ``k`` stored hashes closest to the query, exact (ties by id)."""
+        company = self._scope(company_id, all_companies)
+        k = _check_distance("k", k, upper=None)
+        h = to_signed(hash_of(image_or_hash))
+        rows = self.connection.execute(
+            "SELECT * FROM ahash_nearest(%s, %s, %s)", (company, h, k)
+        ).fetchall()
+        return [_row_to_match(r) for r in rows]
+
+    def hashes_of(self, *, company_id: int, meta_id: int) -> list[tuple[int, str]]:
+        """``(id, hex)`` of every hash stored for one object."""
+        rows = self.connection.execute(
+            "SELECT id, hash FROM image_hashes WHERE company_id = %s AND meta_id = %s"
+            " ORDER BY id",
+            (_check_id("company_id", company_id), _check_id("meta_id", meta_id)),
+        ).fetchall()
+        return [(r[0], to_hex(r[1])) for r in rows]
+
+    def stats(self, company_id: int | None = None) -> dict[str, Any]:
+        """Rows per company, sizes, degenerate hashes, server version and schema revision."""
+        conn = self.connection
+        where, params = ("WHERE company_id = %s", (_check_id("company_id", company_id),)) \
+            if company_id is not None else ("", ())
+        per_company = conn.execute(
+            f"SELECT company_id, count(*) FROM image_hashes {where}"
+            " GROUP BY company_id ORDER BY company_id",
+            params,
+        ).fetchall()
+        degenerate = conn.execute(
+            "SELECT count(*) FILTER (WHERE hash = 0), count(*) FILTER (WHERE hash = -1)"
+            f" FROM image_hashes {where}",
+            params,
+        ).fetchone()
+        sizes = conn.execute(
+            "SELECT pg_table_size('image_hashes'), pg_indexes_size('image_hashes')"
+        ).fetchone()
+        indexes = conn.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid)"
+            " FROM pg_index WHERE indrelid = 'image_hashes'::regclass ORDER BY 1"
+        ).fetchall()
+        version = conn.execute("SHOW server_version").fetchone()
+        total = sum(n for _, n in per_company)
+        return {
+            "database": redact(self.url),
+            "embedded": self._embedded,
+            "data_directory": str(embedded.pgdata_dir()) if self._embedded else None,
+            "server_version": version[0] if version else None,
+            "schema_revision": self._read_revision(conn),
+            "rows": total,
+            "companies": {c: n for c, n in per_company},
+            "all_zero_hashes": degenerate[0] if degenerate else 0,
+            "all_one_hashes": degenerate[1] if degenerate else 0,
+            "table_bytes": sizes[0] if sizes else 0,
+            "index_bytes": sizes[1] if sizes else 0,
+            "indexes": {name: size for name, size in indexes},
+        }
+
+
+# --- row handling ---------------------------------------------------------------------------
+
+
+def _check_source(source: object) -> str | None:
+    if source is None:
+        return None
+    if not isinstance(source, str):
+        source = os.fsdecode(source) if isinstance(source, (bytes, os.PathLike)) else str(source)
+    if "\x00" in source:
+        raise InvalidInput(f"source {source[:60]!r}: contains a NUL byte")
+    return source
+
+
+def _normalize_rows(
+    rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+) -> Iterator[tuple[int, int, int, str | None]]:
+    for n, row in enumerate(rows, 1):
+        try:
+            if isinstance(row, Mapping):
+                value = row["hash"] if "hash" in row else row["image"]
+                company, meta, source = row["company_id"], row["meta_id"], row.get("source")
+            else:
+                if len(row) not in (3, 4):
+                    raise InvalidInput(
+                        "expected (image_or_hash, company_id, meta_id[, source])"
+                    )
+                value, company, meta = row[0], row[1], row[2]
+                source = row[3] if len(row) == 4 else None
+            yield (
+                _check_id("company_id", company),
+                _check_id("meta_id", meta),
+                to_signed(hash_of(value)),
+                _check_source(source),
+            )
+        except KeyError as exc:
+            raise InvalidInput(f"row {n}: missing field {exc.args[0]!r}") from None
+        except AhashdbError as exc:
+            raise type(exc)(f"row {n}: {exc}") from None
+
+
+def _ensure_stage(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS ahashdb_stage"
+        " (company_id bigint, meta_id bigint, hash bigint, source text)"
+    )
+
+
+def _copy_stage(conn: psycopg.Connection, batch: list[tuple[int, int, int, str | None]]) -> None:
+    with conn.cursor().copy(
+        "COPY ahashdb_stage (company_id, meta_id, hash, source) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int8", "int8", "text"])
+        for row in batch:
+            copy.write_row(row)
+
+

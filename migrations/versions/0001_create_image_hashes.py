@@ -1,0 +1,47 @@
+"""Create image_hashes: one row per (company, object, aHash).
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "image_hashes",
+        sa.Column("id", sa.BigInteger, sa.Identity(always=False), nullable=False),
+        sa.Column("company_id", sa.BigInteger, nullable=False),
+        sa.Column("meta_id", sa.BigInteger, nullable=False),
+        sa.Column("hash", sa.BigInteger, nullable=False),
+        sa.Column("source", sa.Text, nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        # Every key starts with company_id so the table can be partitioned or distributed
+        # (Citus) by company_id without a schema change.
+        sa.PrimaryKeyConstraint("company_id", "id", name="image_hashes_pkey"),
+        sa.UniqueConstraint(
+            "company_id", "meta_id", "hash", name="image_hashes_company_meta_hash_key"
+        ),
+    )
+    op.execute(
+        "COMMENT ON TABLE image_hashes IS "
+        "'64-bit aHashes (imagehash.average_hash) as signed BIGINT, per company and object'"
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("image_hashes")

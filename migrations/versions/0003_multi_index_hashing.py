@@ -1,0 +1,289 @@
+"""Multi-index hashing: chunk columns, covering chunk indexes, exact indexed search and top-k.
+
+The 64 bits are cut into four 16-bit chunks c0..c3 (c0 = the most significant bits).
+If two hashes are within distance T, then for radii r_i with sum(r_i + 1) >= T + 1 at
+least one chunk i differs in at most r_i bits (pigeonhole; Norouzi, Punjani & Fleet,
+CVPR 2012). ahash_search probes, per chunk, every value within r_i bits through the B-tree
+on (c_i, company_id) INCLUDE (hash, id), checks the full distance on the index tuple
+(index-only scan) and fetches only the rows that match. Where probing would cost more than
+reading the company's rows, it scans instead. Either way the answer is exact.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+CHUNKS = 4
+
+CHUNK_MASKS = """
+CREATE TABLE ahash_chunk_masks (
+  weight smallint NOT NULL,
+  mask integer NOT NULL,
+  CONSTRAINT ahash_chunk_masks_pkey PRIMARY KEY (weight, mask)
+)
+"""
+
+FILL_CHUNK_MASKS = """
+INSERT INTO ahash_chunk_masks (weight, mask)
+SELECT bit_count(m::bit(16)), m FROM generate_series(0, 65535) AS m
+"""
+
+# r_i for each chunk: T + 1 "units" shared as evenly as possible; r_i = units_i - 1, and
+# -1 means the chunk is not probed at all (T = 0 probes one chunk once).
+AHASH_CHUNK_RADII = """
+CREATE FUNCTION ahash_chunk_radii(max_distance integer) RETURNS integer[]
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN ARRAY(
+    SELECT (max_distance + 1) / 4 + CASE WHEN i < (max_distance + 1) % 4 THEN 1 ELSE 0 END - 1
+      FROM generate_series(0, 3) AS i ORDER BY i)
+"""
+
+AHASH_PROBES = """
+CREATE FUNCTION ahash_probes(chunk integer, radius integer) RETURNS integer[]
+  LANGUAGE sql STABLE STRICT PARALLEL SAFE
+  RETURN ARRAY(SELECT chunk # m.mask FROM ahash_chunk_masks m WHERE m.weight <= radius)
+"""
+
+AHASH_PROBE_COUNT = """
+CREATE FUNCTION ahash_probe_count(max_distance integer) RETURNS bigint
+  LANGUAGE sql STABLE STRICT PARALLEL SAFE
+  RETURN (SELECT count(*) FROM unnest(ahash_chunk_radii(max_distance)) AS r
+            JOIN ahash_chunk_masks m ON m.weight <= r)
+"""
+
+# How many rows a company has, as the planner would guess it (pg_stats), or NULL without
+# statistics. EXPLAIN is not allowed in a STABLE function, so this reads the statistics.
+AHASH_COMPANY_ROWS_ESTIMATE = """
+CREATE FUNCTION ahash_company_rows_estimate(company bigint) RETURNS double precision
+  LANGUAGE sql STABLE PARALLEL SAFE
+  RETURN (
+    SELECT CASE
+      WHEN c.reltuples < 0 THEN NULL
+      WHEN company IS NULL THEN c.reltuples::double precision
+      WHEN s.attname IS NULL THEN NULL
+      WHEN company = ANY(s.most_common_vals::text::bigint[]) THEN
+        c.reltuples * s.most_common_freqs[
+          array_position(s.most_common_vals::text::bigint[], company)]
+      ELSE
+        c.reltuples * (1 - coalesce((SELECT sum(f) FROM unnest(s.most_common_freqs) AS f), 0))
+        / greatest(
+            CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * c.reltuples ELSE s.n_distinct END
+            - coalesce(cardinality(s.most_common_freqs), 0), 1)
+    END
+    FROM pg_class c
+    LEFT JOIN pg_stats s
+      ON s.schemaname = c.relnamespace::regnamespace::text
+     AND s.tablename = c.relname AND s.attname = 'company_id'
+    WHERE c.oid = 'image_hashes'::regclass)
+"""
+
+# 'index' or 'scan'. A probe (one B-tree descent plus its candidates) costs about as much
+# as reading 8 of the company's rows (the row count is the planner's own estimate).
+AHASH_SEARCH_PLAN = """
+CREATE FUNCTION ahash_search_plan(company bigint, max_distance integer) RETURNS text
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+  n_probes bigint;
+  est double precision;
+BEGIN
+  IF max_distance >= 24 THEN
+    RETURN 'scan';
+  END IF;
+  n_probes := ahash_probe_count(max_distance);
+  IF n_probes <= 256 THEN
+    RETURN 'index';
+  END IF;
+  est := ahash_company_rows_estimate(company);
+  IF est IS NOT NULL AND est < n_probes * 8 THEN
+    RETURN 'scan';
+  END IF;
+  RETURN 'index';
+END
+$fn$
+"""
+
+AHASH_SEARCH = """
+CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
+                             max_rows integer DEFAULT NULL)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+  radii integer[];
+  scope text;
+  branches text[] := ARRAY[]::text[];
+  p0 integer[];
+  p1 integer[];
+  p2 integer[];
+  p3 integer[];
+BEGIN
+  IF query IS NULL OR max_distance IS NULL THEN
+    RETURN;
+  END IF;
+  IF max_distance < 0 THEN
+    RAISE EXCEPTION 'ahash_search: max_distance must be 0 or more, got %', max_distance
+      USING ERRCODE = '22023';
+  END IF;
+  IF max_rows IS NOT NULL AND max_rows < 0 THEN
+    RAISE EXCEPTION 'ahash_search: max_rows must be 0 or more, got %', max_rows
+      USING ERRCODE = '22023';
+  END IF;
+  scope := CASE WHEN company IS NULL THEN 'true' ELSE 'x.company_id = $1' END;
+
+  IF ahash_search_plan(company, max_distance) = 'scan' THEN
+    RETURN QUERY EXECUTE
+      'SELECT x.id, x.company_id, x.meta_id, x.hash,
+              bit_count((x.hash # $2)::bit(64))::integer AS distance, x.source
+         FROM image_hashes x
+        WHERE ' || scope || ' AND bit_count((x.hash # $2)::bit(64)) <= $3
+        ORDER BY 5, 1
+        LIMIT $4'
+      USING company, query, max_distance, max_rows;
+    RETURN;
+  END IF;
+
+  radii := ahash_chunk_radii(max_distance);
+  p0 := ahash_probes(((query >> 48) & 65535)::integer, radii[1]);
+  p1 := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
+  p2 := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
+  p3 := ahash_probes((query & 65535)::integer, radii[4]);
+  FOR i IN 1..4 LOOP
+    IF radii[i] >= 0 THEN
+      branches := branches || format(
+        'SELECT x.company_id, x.id FROM image_hashes x
+          WHERE x.c%s = ANY($%s) AND %s AND bit_count((x.hash # $2)::bit(64)) <= $3',
+        i - 1, i + 4, scope);
+    END IF;
+  END LOOP;
+  RETURN QUERY EXECUTE
+    'WITH cand AS (' || array_to_string(branches, ' UNION ') || ')
+     SELECT h.id, h.company_id, h.meta_id, h.hash,
+            bit_count((h.hash # $2)::bit(64))::integer AS distance, h.source
+       FROM cand
+       JOIN image_hashes h ON h.company_id = cand.company_id AND h.id = cand.id
+      ORDER BY 5, 1
+      LIMIT $4'
+    USING company, query, max_distance, max_rows, p0, p1, p2, p3;
+END
+$fn$
+"""
+
+# Rows found within radius r are exactly the first rows of the answer (ordered by distance,
+# then id), so each wider radius only adds the rows beyond the previous one.
+AHASH_NEAREST = """
+CREATE FUNCTION ahash_nearest(company bigint, query bigint, k integer)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  r integer;
+  prev integer := -1;
+  need integer;
+  got integer;
+BEGIN
+  IF query IS NULL OR k IS NULL THEN
+    RETURN;
+  END IF;
+  IF k < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
+  END IF;
+  need := k;
+  IF need = 0 THEN
+    RETURN;
+  END IF;
+  FOREACH r IN ARRAY ARRAY[0, 2, 4, 6, 8, 10, 12, 16, 20, 64] LOOP
+    IF r < 64 AND ahash_search_plan(company, r) = 'scan' THEN
+      r := 64;
+    END IF;
+    RETURN QUERY
+      SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+        FROM ahash_search(company, query, r, k) AS s
+       WHERE s.distance > prev
+       ORDER BY s.distance, s.id
+       LIMIT need;
+    GET DIAGNOSTICS got = ROW_COUNT;
+    need := need - got;
+    EXIT WHEN need <= 0 OR r >= 64;
+    prev := r;
+  END LOOP;
+END
+$fn$
+"""
+
+# The revision-0002 search, restored on downgrade (Alembic "replaceable objects" recipe).
+AHASH_SEARCH_SCAN_0002 = """
+CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
+                             max_rows integer DEFAULT NULL)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+  SELECT h.id, h.company_id, h.meta_id, h.hash,
+         bit_count((h.hash # query)::bit(64))::integer AS distance, h.source
+    FROM image_hashes h
+   WHERE (company IS NULL OR h.company_id = company)
+     AND bit_count((h.hash # query)::bit(64)) <= max_distance
+   ORDER BY distance, h.id
+   LIMIT max_rows
+$fn$
+"""
+
+
+def chunk_expression(i: int) -> str:
+    """SQL for chunk i (0 = the most significant 16 bits) of the hash column."""
+    shift = 16 * (CHUNKS - 1 - i)
+    shifted = f"(hash >> {shift})" if shift else "hash"
+    return f"(({shifted} & 65535))::integer"
+
+
+def upgrade() -> None:
+    op.execute(CHUNK_MASKS)
+    op.execute(FILL_CHUNK_MASKS)
+    for i in range(CHUNKS):
+        op.execute(
+            f"ALTER TABLE image_hashes ADD COLUMN c{i} integer "
+            f"GENERATED ALWAYS AS ({chunk_expression(i)}) STORED NOT NULL"
+        )
+    for i in range(CHUNKS):
+        op.execute(
+            f"CREATE INDEX image_hashes_c{i}_idx ON image_hashes (c{i}, company_id) "
+            "INCLUDE (hash, id)"
+        )
+    op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
+    for statement in (
+        AHASH_CHUNK_RADII,
+        AHASH_PROBES,
+        AHASH_PROBE_COUNT,
+        AHASH_COMPANY_ROWS_ESTIMATE,
+        AHASH_SEARCH_PLAN,
+        AHASH_SEARCH,
+        AHASH_NEAREST,
+    ):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION ahash_nearest(bigint, bigint, integer)")
+    op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
+    op.execute("DROP FUNCTION ahash_search_plan(bigint, integer)")
+    op.execute("DROP FUNCTION ahash_company_rows_estimate(bigint)")
+    op.execute("DROP FUNCTION ahash_probe_count(integer)")
+    op.execute("DROP FUNCTION ahash_probes(integer, integer)")
+    op.execute("DROP FUNCTION ahash_chunk_radii(integer)")
+    op.execute(AHASH_SEARCH_SCAN_0002)
+    for i in range(CHUNKS):
+        op.execute(f"ALTER TABLE image_hashes DROP COLUMN c{i}")
+    op.execute("DROP TABLE ahash_chunk_masks")
