@@ -60,6 +60,34 @@ def _ensure_database(admin_url: str, database: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
+# The embedded server serves one user on one machine: no replicas, so WAL can be minimal
+# (bulk loads into a fresh table then skip WAL), and memory can be more generous than
+# PostgreSQL's 128 MB default. Applied once, at first start.
+SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "shared_buffers": "512MB",
+    "maintenance_work_mem": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+}
+
+
+def _user() -> str | None:
+    return "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+
+
+def _tune(admin_url: str, pgdata: Path) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SHOW wal_level").fetchone()[0] == SETTINGS["wal_level"]:
+            return
+        for name, value in SETTINGS.items():
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                sql.Identifier(name), sql.Literal(value)))
+    ep, _ = _import()
+    ep.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=_user(), timeout=60)
+
+
 def start(pgdata: Path | None = None, database: str = DATABASE) -> str:
     """Start (or find running) the embedded server and return a URL for ``database``."""
     pgdata = Path(pgdata or pgdata_dir())
@@ -75,6 +103,7 @@ def start(pgdata: Path | None = None, database: str = DATABASE) -> str:
             f"cannot start the embedded PostgreSQL in {pgdata}: {exc}"
             f" (see {pgdata / 'log'})"
         ) from exc
+    _tune(admin, pgdata)
     _ensure_database(admin, database)
     return server.get_uri(database)
 
@@ -101,6 +130,5 @@ def stop(pgdata: Path | None = None) -> bool:
     if not status(pgdata).running:
         return False
     ep, _ = _import()
-    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
-    ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_user())
     return True

@@ -29,6 +29,8 @@ SCHEMA_REVISION = "0003"
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+MASK64 = (1 << 64) - 1
+TWO64 = 1 << 64
 
 CHUNK_INDEXES = tuple(f"image_hashes_c{i}_idx" for i in range(4))
 _INDEX_DDL = {
@@ -338,17 +340,15 @@ class HashStore:
                     " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
                 )
             else:
+                # An empty table is truncated anyway: a new relation, which on a server with
+                # wal_level=minimal (the embedded one) is filled without writing WAL.
+                conn.execute("TRUNCATE image_hashes")
                 conn.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
                 conn.execute(
                     "ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_company_meta_hash_key"
                 )
-                cur = conn.execute(
-                    "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
-                    " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id,"
-                    " hash, source FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
-                )
+                cur = _insert_bare(conn)
                 conn.execute(_INDEX_DDL["image_hashes_pkey"])
-                conn.execute(_INDEX_DDL["image_hashes_company_meta_hash_key"])
             added = max(cur.rowcount, 0)
             for name in CHUNK_INDEXES:
                 conn.execute(_INDEX_DDL[name])
@@ -525,6 +525,19 @@ def _normalize_rows(
                     )
                 value, company, meta = row[0], row[1], row[2]
                 source = row[3] if len(row) == 4 else None
+            # Fast path for the common case (plain ints and str/None sources); everything
+            # else goes through the full checks, which also word the errors.
+            if (
+                type(value) is int
+                and INT64_MIN <= value <= MASK64
+                and type(company) is int
+                and INT64_MIN <= company <= INT64_MAX
+                and type(meta) is int
+                and INT64_MIN <= meta <= INT64_MAX
+                and (source is None or (type(source) is str and "\x00" not in source))
+            ):
+                yield company, meta, (value - TWO64 if value > INT64_MAX else value), source
+                continue
             yield (
                 _check_id("company_id", company),
                 _check_id("meta_id", meta),
@@ -535,6 +548,27 @@ def _normalize_rows(
             raise InvalidInput(f"row {n}: missing field {exc.args[0]!r}") from None
         except AhashdbError as exc:
             raise type(exc)(f"row {n}: {exc}") from None
+
+
+def _insert_bare(conn: psycopg.Connection) -> psycopg.Cursor:
+    """Stage → bare table; duplicates are rare, so sort them out only when there are any."""
+    try:
+        with conn.transaction():
+            cur = conn.execute(
+                "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
+                " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
+            )
+            conn.execute(_INDEX_DDL["image_hashes_company_meta_hash_key"])
+            return cur
+    except psycopg.errors.UniqueViolation:
+        pass
+    cur = conn.execute(
+        "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
+        " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id, hash, source"
+        " FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
+    )
+    conn.execute(_INDEX_DDL["image_hashes_company_meta_hash_key"])
+    return cur
 
 
 def _ensure_stage(conn: psycopg.Connection) -> None:

@@ -112,6 +112,101 @@ END
 $fn$
 """
 
+# Static SQL with generic plans: planning the query with its probe arrays each time would
+# cost more than running it, and a custom plan may trade the index-only scans for a scan.
+AHASH_SEARCH_INDEX = """
+CREATE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
+                                   max_rows integer)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET plan_cache_mode = force_generic_plan
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  radii integer[] := ahash_chunk_radii(max_distance);
+  p0 integer[] := ahash_probes(((query >> 48) & 65535)::integer, radii[1]);
+  p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
+  p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
+  p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
+BEGIN
+  IF company IS NULL THEN
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.id AS xid FROM image_hashes x
+         WHERE x.c0 = ANY(p0) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.id FROM image_hashes x
+         WHERE x.c1 = ANY(p1) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.id FROM image_hashes x
+         WHERE x.c2 = ANY(p2) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.id FROM image_hashes x
+         WHERE x.c3 = ANY(p3) AND bit_count((x.hash # query)::bit(64)) <= max_distance)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h ON h.company_id = cand.cid AND h.id = cand.xid
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  ELSE
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.id AS xid FROM image_hashes x
+         WHERE x.c0 = ANY(p0) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.id FROM image_hashes x
+         WHERE x.c1 = ANY(p1) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.id FROM image_hashes x
+         WHERE x.c2 = ANY(p2) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.id FROM image_hashes x
+         WHERE x.c3 = ANY(p3) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h ON h.company_id = company AND h.id = cand.xid
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  END IF;
+END
+$fn$
+"""
+
+AHASH_SEARCH_SCAN = """
+CREATE FUNCTION ahash_search_scan(company bigint, query bigint, max_distance integer,
+                                  max_rows integer)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+#variable_conflict use_column
+BEGIN
+  IF company IS NULL THEN
+    RETURN QUERY
+      SELECT x.id, x.company_id, x.meta_id, x.hash,
+             bit_count((x.hash # query)::bit(64))::integer, x.source
+        FROM image_hashes x
+       WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  ELSE
+    RETURN QUERY
+      SELECT x.id, x.company_id, x.meta_id, x.hash,
+             bit_count((x.hash # query)::bit(64))::integer, x.source
+        FROM image_hashes x
+       WHERE x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  END IF;
+END
+$fn$
+"""
+
 AHASH_SEARCH = """
 CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
                              max_rows integer DEFAULT NULL)
@@ -119,14 +214,6 @@ CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
                  distance integer, source text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $fn$
-DECLARE
-  radii integer[];
-  scope text;
-  branches text[] := ARRAY[]::text[];
-  p0 integer[];
-  p1 integer[];
-  p2 integer[];
-  p3 integer[];
 BEGIN
   IF query IS NULL OR max_distance IS NULL THEN
     RETURN;
@@ -139,42 +226,11 @@ BEGIN
     RAISE EXCEPTION 'ahash_search: max_rows must be 0 or more, got %', max_rows
       USING ERRCODE = '22023';
   END IF;
-  scope := CASE WHEN company IS NULL THEN 'true' ELSE 'x.company_id = $1' END;
-
   IF ahash_search_plan(company, max_distance) = 'scan' THEN
-    RETURN QUERY EXECUTE
-      'SELECT x.id, x.company_id, x.meta_id, x.hash,
-              bit_count((x.hash # $2)::bit(64))::integer AS distance, x.source
-         FROM image_hashes x
-        WHERE ' || scope || ' AND bit_count((x.hash # $2)::bit(64)) <= $3
-        ORDER BY 5, 1
-        LIMIT $4'
-      USING company, query, max_distance, max_rows;
-    RETURN;
+    RETURN QUERY SELECT * FROM ahash_search_scan(company, query, max_distance, max_rows);
+  ELSE
+    RETURN QUERY SELECT * FROM ahash_search_index(company, query, max_distance, max_rows);
   END IF;
-
-  radii := ahash_chunk_radii(max_distance);
-  p0 := ahash_probes(((query >> 48) & 65535)::integer, radii[1]);
-  p1 := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
-  p2 := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
-  p3 := ahash_probes((query & 65535)::integer, radii[4]);
-  FOR i IN 1..4 LOOP
-    IF radii[i] >= 0 THEN
-      branches := branches || format(
-        'SELECT x.company_id, x.id FROM image_hashes x
-          WHERE x.c%s = ANY($%s) AND %s AND bit_count((x.hash # $2)::bit(64)) <= $3',
-        i - 1, i + 4, scope);
-    END IF;
-  END LOOP;
-  RETURN QUERY EXECUTE
-    'WITH cand AS (' || array_to_string(branches, ' UNION ') || ')
-     SELECT h.id, h.company_id, h.meta_id, h.hash,
-            bit_count((h.hash # $2)::bit(64))::integer AS distance, h.source
-       FROM cand
-       JOIN image_hashes h ON h.company_id = cand.company_id AND h.id = cand.id
-      ORDER BY 5, 1
-      LIMIT $4'
-    USING company, query, max_distance, max_rows, p0, p1, p2, p3;
 END
 $fn$
 """
@@ -269,6 +325,8 @@ def upgrade() -> None:
         AHASH_PROBE_COUNT,
         AHASH_COMPANY_ROWS_ESTIMATE,
         AHASH_SEARCH_PLAN,
+        AHASH_SEARCH_INDEX,
+        AHASH_SEARCH_SCAN,
         AHASH_SEARCH,
         AHASH_NEAREST,
     ):
@@ -278,6 +336,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP FUNCTION ahash_nearest(bigint, bigint, integer)")
     op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
+    op.execute("DROP FUNCTION ahash_search_scan(bigint, bigint, integer, integer)")
+    op.execute("DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer)")
     op.execute("DROP FUNCTION ahash_search_plan(bigint, integer)")
     op.execute("DROP FUNCTION ahash_company_rows_estimate(bigint)")
     op.execute("DROP FUNCTION ahash_probe_count(integer)")

@@ -1,0 +1,229 @@
+"""Exact Hamming search: ahash_search / ahash_nearest against plain SQL and numpy, one run.
+
+    python benchmarks/search.py                 # 1M rows, 10 companies, embedded server
+    python benchmarks/search.py --rows 5000000  # the issue's bar
+    python benchmarks/search.py --database-url postgresql://... --rows 10000000
+
+Builds aHash-like clustered data in a scratch database (ahashdb_bench, dropped at the end
+unless --keep), bulk-loads it through HashStore.insert_many(bulk=True), then prints p50/p95
+per query for each threshold and for top-10, company-scoped and across all companies, for:
+ahash_search/ahash_nearest; "plain SQL" (the same rows in a table with only a company_id
+B-tree, `bit_count((hash # q)::bit(64)) <= T`, parallel workers allowed); the same plain SQL
+on ahashdb's own table; and numpy brute force in this process. Every ahash answer is
+compared with the numpy answer: the run fails if any differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datagen  # noqa: E402
+from _common import drop_database, ms, scratch_database, summary, timed  # noqa: E402
+
+from ahashdb import HashStore  # noqa: E402
+
+THRESHOLDS = (0, 4, 8, 10, 12, 16)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--companies", type=int, default=10)
+    ap.add_argument("--queries", type=int, default=60, help="queries per case for ahash/numpy")
+    ap.add_argument("--plain-queries", type=int, default=12, help="queries per case for plain SQL")
+    ap.add_argument("--database-url", default=None, help="server to use (default: embedded)")
+    ap.add_argument("--keep", action="store_true", help="keep the ahashdb_bench database")
+    args = ap.parse_args()
+
+    url = scratch_database(args.database_url, "ahashdb_bench")
+    store = HashStore(url, auto_migrate=True)
+    conn = store.connection
+    server = conn.execute("SHOW server_version").fetchone()[0]
+    print(
+        f"PostgreSQL {server}; {args.rows:,} rows, {args.companies} companies, "
+        f"{args.queries} queries per case ({args.plain_queries} for plain SQL)"
+    )
+
+    t0 = time.perf_counter()
+    companies, hashes = datagen.clustered(args.rows, args.companies)
+    signed = datagen.to_signed(hashes)
+    print(f"data generated in {time.perf_counter() - t0:.1f} s")
+
+    rows = zip(signed.tolist(), companies.tolist(), range(args.rows), strict=True)
+    load_s, added = timed(lambda: store.insert_many(rows, bulk=True))
+    print(
+        f"bulk load (COPY bare, build indexes, VACUUM ANALYZE): {added:,} rows in {load_s:.1f} s"
+        f" = {added / load_s:,.0f} rows/s end to end"
+    )
+
+    table_b, index_b = conn.execute(
+        "SELECT pg_table_size('image_hashes'), pg_indexes_size('image_hashes')"
+    ).fetchone()
+    per_index = conn.execute(
+        "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index"
+        " WHERE indrelid = 'image_hashes'::regclass ORDER BY 1"
+    ).fetchall()
+    print(
+        f"table {table_b / 2**20:.0f} MB; all indexes {index_b / 2**20:.0f} MB"
+        f" = {index_b / added:.0f} bytes/row"
+    )
+    for name, size in per_index:
+        print(f"  {name}: {size / added:.0f} bytes/row")
+
+    t_plain, _ = timed(
+        lambda: (
+            conn.execute("DROP TABLE IF EXISTS plain_hashes"),
+            conn.execute("CREATE TABLE plain_hashes AS SELECT company_id, hash FROM image_hashes"),
+            conn.execute("CREATE INDEX ON plain_hashes (company_id)"),
+            conn.execute("VACUUM ANALYZE plain_hashes"),
+        )
+    )
+    print(f"plain_hashes baseline table built in {t_plain:.1f} s")
+
+    # The stored ids, so numpy answers can be compared with SQL answers exactly.
+    got = conn.execute("SELECT id, company_id, hash FROM image_hashes").fetchall()
+    ids = np.fromiter((r[0] for r in got), dtype=np.int64, count=len(got))
+    comp = np.fromiter((r[1] for r in got), dtype=np.int64, count=len(got))
+    hs = np.fromiter((r[2] for r in got), dtype=np.int64, count=len(got)).view(np.uint64)
+    del got
+    by_company = {c: (ids[comp == c], hs[comp == c]) for c in np.unique(comp).tolist()}
+
+    rng = np.random.default_rng(7)
+    qs = datagen.queries(hashes, args.queries, seed=3)
+    q_company = rng.integers(1, args.companies + 1, size=args.queries)
+    # Queries come from the company's own images, as a company asks about its own uploads.
+    for i in range(args.queries):
+        c = int(q_company[i])
+        pool = by_company[c][1]
+        base = pool[rng.integers(0, len(pool))]
+        qs[i] = datagen.flip_bits(np.array([base]), np.array([rng.integers(0, 7)]), rng)[0]
+    qs_signed = qs.view(np.int64)
+
+    mismatches = 0
+    results: list[tuple[str, str, str, str, str, str]] = []
+
+    def fetch(query: str, c: int | None, q: int) -> list:
+        return conn.execute(query, (c, q)).fetchall()
+
+    def run_case(
+        label: str, company: int | None, ahash_sql: str, plain_sql: str, own_sql: str, numpy_fn
+    ) -> None:  # noqa: ANN001
+        nonlocal mismatches
+        a_t, n_t, p_t, o_t, found = [], [], [], [], []
+        for i in range(args.queries):
+            c = int(q_company[i]) if company is not None else None
+            q = int(qs_signed[i])
+            dt, rows = timed(fetch, ahash_sql, c, q)
+            a_t.append(dt)
+            dt, expect = timed(numpy_fn, c, qs[i])
+            n_t.append(dt)
+            if [r[0] for r in rows] != expect:
+                mismatches += 1
+            found.append(len(rows))
+            if i < args.plain_queries:
+                p_t.append(timed(fetch, plain_sql, c, q)[0])
+                o_t.append(timed(fetch, own_sql, c, q)[0])
+        a50, a95 = summary(a_t)
+        p50, _ = summary(p_t)
+        o50, _ = summary(o_t)
+        n50, _ = summary(n_t)
+        results.append(
+            (
+                label,
+                f"{ms(a50)} / {ms(a95)}",
+                f"{ms(p50)}",
+                f"{p50 / a50:.0f}x",
+                f"{ms(o50)} ({o50 / a50:.0f}x)",
+                f"{ms(n50)}  [{np.median(found):.0f}]",
+            )
+        )
+
+    def np_within(t: int):  # noqa: ANN202
+        def fn(c, q):  # noqa: ANN001, ANN202
+            i_, h_ = by_company[c] if c is not None else (ids, hs)
+            d = np.bitwise_count(h_ ^ q)
+            sel = np.nonzero(d <= t)[0]
+            order = np.lexsort((i_[sel], d[sel]))
+            return i_[sel][order].tolist()
+
+        return fn
+
+    def np_nearest(k: int):  # noqa: ANN202
+        def fn(c, q):  # noqa: ANN001, ANN202
+            i_, h_ = by_company[c] if c is not None else (ids, hs)
+            d = np.bitwise_count(h_ ^ q).astype(np.int64)
+            key = d * (1 << 50) + i_
+            part = np.argpartition(key, min(k, len(key) - 1))[:k]
+            return i_[part][np.argsort(key[part])].tolist()
+
+        return fn
+
+    dist = "bit_count((hash # %s)::bit(64))"
+    for scope in ("company", "all"):
+        c_where = "company_id = %s AND " if scope == "company" else "%s::bigint IS NULL AND "
+        for t in THRESHOLDS:
+            run_case(
+                f"{scope} T={t}",
+                1 if scope == "company" else None,
+                f"SELECT id FROM ahash_search(%s, %s, {t})",
+                f"SELECT company_id, hash FROM plain_hashes WHERE {c_where}{dist} <= {t}",
+                f"SELECT id, meta_id, hash FROM image_hashes WHERE {c_where}{dist} <= {t}",
+                np_within(t),
+            )
+        run_case(
+            f"{scope} top-10",
+            1 if scope == "company" else None,
+            "SELECT id FROM ahash_nearest(%s, %s, 10)",
+            f"SELECT company_id, hash FROM plain_hashes WHERE {c_where}true"
+            f" ORDER BY {dist}, hash LIMIT 10",
+            f"SELECT id FROM image_hashes WHERE {c_where}true ORDER BY {dist}, id LIMIT 10",
+            np_nearest(10),
+        )
+
+    head = (
+        "case",
+        "ahash p50 / p95 ms",
+        "plain SQL p50",
+        "speed-up",
+        "plain SQL on own table",
+        "numpy p50 [rows]",
+    )
+    widths = [max(len(str(r[i])) for r in [head, *results]) for i in range(len(head))]
+    print()
+    for r in [head, *results]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+    print()
+
+    fresh = datagen.clustered(100_000, args.companies, seed=11)
+    rows2 = zip(
+        datagen.to_signed(fresh[1]).tolist(),
+        fresh[0].tolist(),
+        range(args.rows, args.rows + 100_000),
+        strict=True,
+    )
+    ins_s, ins_added = timed(lambda: store.insert_many(rows2))
+    print(
+        f"insert_many into the fully indexed table: {ins_added:,} rows in {ins_s:.1f} s"
+        f" = {ins_added / ins_s:,.0f} rows/s"
+    )
+    index_b = conn.execute("SELECT pg_indexes_size('image_hashes')").fetchone()[0]
+    total = store.count()
+    print(f"all indexes after the incremental load: {index_b / total:.0f} bytes/row")
+    print(f"exactness: {mismatches} of {len(results) * args.queries} answers differ from numpy")
+    store.close()
+    if not args.keep:
+        drop_database(url)
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
