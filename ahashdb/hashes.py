@@ -233,4 +233,6 @@ def hash_of(value: ImageLike | HashLike) -> int:
     """
     if is_hash_spelling(value):
         return coerce_hash(value)  # type: ignore[arg-type]
+    if isinstance(value, str) and not os.path.lexists(value):
+        raise InvalidHash(f"{_short(value)}: neither an existing file nor 16 hex digits")
     return average_hash(value)  # type: ignore[arg-type]

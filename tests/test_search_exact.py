@@ -1,0 +1,101 @@
+"""Every indexed answer equals the brute-force answer: both plans, all thresholds, top-k."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ahashdb import HashStore
+from ahashdb.hashes import to_signed
+
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+SPECIAL = st.sampled_from([0, (1 << 64) - 1, 0xFFFF_0000_0000_0000, 0x0000_0000_0000_FFFF])
+
+
+def near(base: int) -> st.SearchStrategy[int]:
+    """Hashes a few bits away from base, some differing only inside one chunk."""
+    flips = st.lists(st.integers(0, 63), max_size=14)
+    chunk = st.tuples(st.integers(0, 3), st.integers(0, 0xFFFF))
+    return st.one_of(
+        flips.map(lambda bits: base ^ sum(1 << b for b in set(bits))),
+        chunk.map(lambda c: base ^ (c[1] << (16 * c[0]))),
+    )
+
+
+@st.composite
+def datasets(draw: st.DrawFn) -> tuple[list[tuple[int, int, int]], int]:
+    centre = draw(st.one_of(U64, SPECIAL))
+    values = draw(st.lists(st.one_of(near(centre), U64, SPECIAL), min_size=0, max_size=120))
+    dups = draw(st.lists(st.sampled_from(values), max_size=20)) if values else []
+    companies = draw(st.lists(st.integers(1, 3), min_size=len(values + dups),
+                              max_size=len(values + dups)))
+    rows = [(v, c, i) for i, (v, c) in enumerate(zip(values + dups, companies, strict=True))]
+    query = draw(st.one_of(near(centre), U64, SPECIAL))
+    return rows, query
+
+
+def brute(rows: list[tuple[int, int, int, int]], query: int, company: int | None,
+          t: int) -> list[tuple[int, int]]:
+    """(distance, id) of rows within t, ordered."""
+    q = query & ((1 << 64) - 1)
+    out = []
+    for rid, c, h in rows:
+        d = ((h & ((1 << 64) - 1)) ^ q).bit_count()
+        if (company is None or c == company) and d <= t:
+            out.append((d, rid))
+    return sorted(out)
+
+
+def load(store: HashStore, rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    store.connection.execute("TRUNCATE image_hashes RESTART IDENTITY")
+    store.insert_many(rows)
+    return store.connection.execute("SELECT id, company_id, hash FROM image_hashes").fetchall()
+
+
+@given(data=datasets(), t=st.integers(0, 64))
+def test_search_equals_brute_force_in_both_plans(store: HashStore, data, t: int) -> None:  # noqa: ANN001
+    rows, query = data
+    stored = load(store, rows)
+    q = to_signed(query)
+    for company in (1, None):
+        expected = brute(stored, query, company, t)
+        api = store.search(query, company_id=company, max_distance=t,
+                           all_companies=company is None)
+        assert [(m.distance, m.id) for m in api] == expected
+        for fn in ("ahash_search_index", "ahash_search_scan"):
+            got = store.connection.execute(
+                f"SELECT distance, id FROM {fn}(%s, %s, %s, NULL)", (company, q, t)).fetchall()
+            assert got == expected, fn
+
+
+@given(data=datasets(), k=st.integers(0, 150))
+def test_nearest_equals_brute_force(store: HashStore, data, k: int) -> None:  # noqa: ANN001
+    rows, query = data
+    stored = load(store, rows)
+    for company in (2, None):
+        expected = brute(stored, query, company, 64)[:k]
+        got = store.nearest(query, company_id=company, k=k, all_companies=company is None)
+        assert [(m.distance, m.id) for m in got] == expected
+
+
+@pytest.mark.parametrize("t", [0, 4, 10])
+def test_giant_company_uses_the_chunk_indexes(store: HashStore, t: int) -> None:
+    # Many rows in one company: the planner must pick index-only scans on the chunk indexes.
+    store.insert_many(((i * 0x9E3779B97F4A7C15) & ((1 << 64) - 1), 1, i) for i in range(30000))
+    store.connection.execute("VACUUM ANALYZE image_hashes")
+    conn = store.connection
+    assert conn.execute("SELECT ahash_search_plan(1, %s)", (t,)).fetchone()[0] == "index"
+    conn.execute("LOAD 'auto_explain'")
+    conn.execute("SET auto_explain.log_min_duration = 0")
+    conn.execute("SET auto_explain.log_nested_statements = on")
+    conn.execute("SET client_min_messages = log")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    try:
+        conn.execute("SELECT * FROM ahash_search(1, 12345, %s)", (t,)).fetchall()
+    finally:
+        conn.execute("RESET client_min_messages")
+    plans = "\n".join(notices)
+    assert "Index Only Scan using image_hashes_c" in plans
+    assert "Seq Scan on image_hashes" not in plans
