@@ -31,7 +31,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.sql.functions import GenericFunction
@@ -63,7 +62,7 @@ def _chunk_expression(i: int) -> str:
 image_hashes = Table(
     "image_hashes",
     metadata,
-    Column("id", BigInteger, Identity(always=False), nullable=False),
+    Column("id", BigInteger, Identity(always=True), nullable=False),
     Column("company_id", BigInteger, nullable=False),
     Column("meta_id", BigInteger, nullable=False),
     Column("hash", BigInteger, nullable=False),
@@ -73,14 +72,13 @@ image_hashes = Table(
         Column(f"c{i}", Integer, Computed(_chunk_expression(i), persisted=True), nullable=False)
         for i in range(CHUNKS)
     ),
-    PrimaryKeyConstraint("company_id", "id", name="image_hashes_pkey"),
-    UniqueConstraint("company_id", "meta_id", "hash", name="image_hashes_company_meta_hash_key"),
+    PrimaryKeyConstraint("company_id", "meta_id", "hash", name="image_hashes_pkey"),
     *(
         Index(
             f"image_hashes_c{i}_idx",
             f"c{i}",
             "company_id",
-            postgresql_include=["hash", "id"],
+            postgresql_include=["hash", "meta_id"],
         )
         for i in range(CHUNKS)
     ),

@@ -35,11 +35,9 @@ TWO64 = 1 << 64
 CHUNK_INDEXES = tuple(f"image_hashes_c{i}_idx" for i in range(4))
 _INDEX_DDL = {
     "image_hashes_pkey": "ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey "
-    "PRIMARY KEY (company_id, id)",
-    "image_hashes_company_meta_hash_key": "ALTER TABLE image_hashes ADD CONSTRAINT "
-    "image_hashes_company_meta_hash_key UNIQUE (company_id, meta_id, hash)",
+    "PRIMARY KEY (company_id, meta_id, hash)",
     **{
-        name: f"CREATE INDEX {name} ON image_hashes (c{i}, company_id) INCLUDE (hash, id)"
+        name: f"CREATE INDEX {name} ON image_hashes (c{i}, company_id) INCLUDE (hash, meta_id)"
         for i, name in enumerate(CHUNK_INDEXES)
     },
 }
@@ -344,11 +342,7 @@ class HashStore:
                 # wal_level=minimal (the embedded one) is filled without writing WAL.
                 conn.execute("TRUNCATE image_hashes")
                 conn.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
-                conn.execute(
-                    "ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_company_meta_hash_key"
-                )
                 cur = _insert_bare(conn)
-                conn.execute(_INDEX_DDL["image_hashes_pkey"])
             added = max(cur.rowcount, 0)
             for name in CHUNK_INDEXES:
                 conn.execute(_INDEX_DDL[name])
@@ -558,7 +552,7 @@ def _insert_bare(conn: psycopg.Connection) -> psycopg.Cursor:
                 "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
                 " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
             )
-            conn.execute(_INDEX_DDL["image_hashes_company_meta_hash_key"])
+            conn.execute(_INDEX_DDL["image_hashes_pkey"])
             return cur
     except psycopg.errors.UniqueViolation:
         pass
@@ -567,7 +561,7 @@ def _insert_bare(conn: psycopg.Connection) -> psycopg.Cursor:
         " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id, hash, source"
         " FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
     )
-    conn.execute(_INDEX_DDL["image_hashes_company_meta_hash_key"])
+    conn.execute(_INDEX_DDL["image_hashes_pkey"])
     return cur
 
 

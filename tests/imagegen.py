@@ -8,23 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ahashdb.samples import photo
 
-def photo(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
-    """An RGB image with large smooth shapes, gradients and noise, like a small photo."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    channels = []
-    for _ in range(3):
-        f = rng.normal() * x / w + rng.normal() * y / h
-        for _ in range(4):
-            cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(20, 120)
-            f += rng.normal() * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
-        f += 0.05 * rng.normal(size=f.shape)
-        f = (f - f.min()) / (np.ptp(f) or 1.0)
-        channels.append(f)
-    arr = (np.stack(channels, axis=-1) * 255).astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+__all__ = ["encode", "mode_variants", "photo", "write_image_set"]
 
 
 def encode(img: Image.Image, fmt: str, **kw: object) -> bytes:

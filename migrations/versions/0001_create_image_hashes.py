@@ -19,7 +19,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "image_hashes",
-        sa.Column("id", sa.BigInteger, sa.Identity(always=False), nullable=False),
+        sa.Column("id", sa.BigInteger, sa.Identity(always=True), nullable=False),
         sa.Column("company_id", sa.BigInteger, nullable=False),
         sa.Column("meta_id", sa.BigInteger, nullable=False),
         sa.Column("hash", sa.BigInteger, nullable=False),
@@ -30,12 +30,11 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        # Every key starts with company_id so the table can be partitioned or distributed
-        # (Citus) by company_id without a schema change.
-        sa.PrimaryKeyConstraint("company_id", "id", name="image_hashes_pkey"),
-        sa.UniqueConstraint(
-            "company_id", "meta_id", "hash", name="image_hashes_company_meta_hash_key"
-        ),
+        # The natural key is the primary key: re-inserting the same hash for the same
+        # (company, object) is a no-op, lookups by meta_id use it, and it starts with
+        # company_id so the table can be partitioned or distributed (Citus) by company_id.
+        # id (always generated, so unique) names a row for people; it needs no index.
+        sa.PrimaryKeyConstraint("company_id", "meta_id", "hash", name="image_hashes_pkey"),
     )
     op.execute(
         "COMMENT ON TABLE image_hashes IS "

@@ -4,9 +4,10 @@ The 64 bits are cut into four 16-bit chunks c0..c3 (c0 = the most significant bi
 If two hashes are within distance T, then for radii r_i with sum(r_i + 1) >= T + 1 at
 least one chunk i differs in at most r_i bits (pigeonhole; Norouzi, Punjani & Fleet,
 CVPR 2012). ahash_search probes, per chunk, every value within r_i bits through the B-tree
-on (c_i, company_id) INCLUDE (hash, id), checks the full distance on the index tuple
-(index-only scan) and fetches only the rows that match. Where probing would cost more than
-reading the company's rows, it scans instead. Either way the answer is exact.
+on (c_i, company_id) INCLUDE (hash, meta_id), checks the full distance on the index
+tuple (index-only scan) and fetches only the matching rows, by primary key. Where probing
+would cost more than reading the company's rows, it scans instead. Either way the answer
+is exact.
 
 Revision ID: 0003
 Revises: 0002
@@ -133,43 +134,45 @@ BEGIN
   IF company IS NULL THEN
     RETURN QUERY
       WITH cand AS (
-        SELECT x.company_id AS cid, x.id AS xid FROM image_hashes x
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c0 = ANY(p0) AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.company_id, x.id FROM image_hashes x
+        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
          WHERE x.c1 = ANY(p1) AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.company_id, x.id FROM image_hashes x
+        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
          WHERE x.c2 = ANY(p2) AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.company_id, x.id FROM image_hashes x
+        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
          WHERE x.c3 = ANY(p3) AND bit_count((x.hash # query)::bit(64)) <= max_distance)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h ON h.company_id = cand.cid AND h.id = cand.xid
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.hash = cand.xh
        ORDER BY 5, 1
        LIMIT max_rows;
   ELSE
     RETURN QUERY
       WITH cand AS (
-        SELECT x.id AS xid FROM image_hashes x
+        SELECT x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c0 = ANY(p0) AND x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.id FROM image_hashes x
+        SELECT x.meta_id, x.hash FROM image_hashes x
          WHERE x.c1 = ANY(p1) AND x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.id FROM image_hashes x
+        SELECT x.meta_id, x.hash FROM image_hashes x
          WHERE x.c2 = ANY(p2) AND x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.id FROM image_hashes x
+        SELECT x.meta_id, x.hash FROM image_hashes x
          WHERE x.c3 = ANY(p3) AND x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h ON h.company_id = company AND h.id = cand.xid
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.hash = cand.xh
        ORDER BY 5, 1
        LIMIT max_rows;
   END IF;
@@ -316,7 +319,7 @@ def upgrade() -> None:
     for i in range(CHUNKS):
         op.execute(
             f"CREATE INDEX image_hashes_c{i}_idx ON image_hashes (c{i}, company_id) "
-            "INCLUDE (hash, id)"
+            "INCLUDE (hash, meta_id)"
         )
     op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
     for statement in (

@@ -1,0 +1,545 @@
+"""The ``ahashdb`` command line: a thin layer over :class:`ahashdb.HashStore`.
+
+Each command parses its options, makes one HashStore (or ingest) call and renders the
+result. Errors become one ``error: …`` line on stderr and exit status 1 (``--debug`` shows
+the traceback instead); usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from . import __version__, embedded
+from .config import redact, resolve_database_url
+from .errors import AhashdbError, InvalidInput
+from .hashes import from_hex, to_hex
+from .output import Format, render
+from .store import SCHEMA_REVISION, HashStore
+
+app = typer.Typer(
+    name="ahashdb",
+    help="Perceptual image hashes (aHash) in PostgreSQL: ingest images, find look-alikes.\n\n"
+    "Example:  ahashdb ingest photos/ --company-id 1 && ahashdb query new.jpg --company-id 1",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+server_app = typer.Typer(
+    help="The embedded PostgreSQL (used when no --database-url is given).\n\n"
+    "Example:  ahashdb server status",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+MATCH_COLUMNS = ("query", "id", "company_id", "meta_id", "hash", "distance", "source")
+
+
+@dataclass
+class State:
+    """Options shared by every command."""
+
+    database_url: str | None = None
+    debug: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ahashdb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="AHASHDB_DATABASE_URL",
+            help="PostgreSQL URL, e.g. postgresql://user:pass@localhost:5432/ahashdb."
+            " Default: the embedded server under the user's data directory.",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = State(database_url=database_url, debug=debug)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _errors(ctx: typer.Context) -> Iterator[None]:
+    """Turn ahashdb's errors into one stderr line and exit 1 (tracebacks with --debug)."""
+    state: State = ctx.obj
+    try:
+        yield
+    except (AhashdbError, psycopg.Error) as exc:
+        if state.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _err(f"error: {message}")
+        raise typer.Exit(1) from None
+
+
+def _store(ctx: typer.Context) -> HashStore:
+    return HashStore(ctx.obj.database_url)
+
+
+CompanyId = Annotated[
+    int | None,
+    typer.Option("--company-id", help="The tenant (company) the rows belong to, e.g. 1.",
+                 show_default=False),
+]
+FormatOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="Output format: table, json, nl or csv.")
+]
+
+
+# --- hash ------------------------------------------------------------------------------------
+
+
+@app.command("hash")
+def hash_cmd(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Image files to hash.", show_default=False)],
+    fmt: FormatOpt = Format.table,
+    workers: Annotated[int | None, typer.Option(help="Hashing processes (default: all cores).",
+                                                show_default=False)] = None,
+) -> None:
+    """Print the aHash of images as 16 hex digits (no database needed).
+
+    Example:  ahashdb hash photo.jpg scans/*.png
+    """
+    from .ingest import Item, hash_many
+
+    failed = 0
+
+    def rows() -> Iterator[dict[str, Any]]:
+        nonlocal failed
+        items = (Item(path=str(f)) for f in files)
+        for item, h in hash_many(items, workers if len(files) > 1 else 1):
+            if h is None:
+                failed += 1
+                _err(f"{item.path}: {item.error}")
+            else:
+                yield {"hash": to_hex(h), "path": item.path}
+
+    with _errors(ctx):
+        if fmt is Format.table:
+            for row in rows():
+                typer.echo(f"{row['hash']}  {row['path']}")
+        else:
+            render(rows(), ("hash", "path"), fmt)
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- migrate ---------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report; exit 1 when behind.")
+    ] = False,
+) -> None:
+    """Create or upgrade the schema (tables, indexes, SQL functions) to the newest revision.
+
+    Example:  ahashdb --database-url postgresql://localhost/ahashdb migrate
+    """
+    with _errors(ctx):
+        store = HashStore(ctx.obj.database_url, auto_migrate=False)
+        current = store.schema_revision()
+        if check:
+            if current == SCHEMA_REVISION:
+                typer.echo(f"schema is current (revision {current})")
+                return
+            _err(f"schema is at revision {current or 'none'}, this ahashdb needs"
+                 f" {SCHEMA_REVISION}: run `ahashdb migrate`")
+            raise typer.Exit(1)
+        store.migrate()
+        typer.echo(f"schema at revision {SCHEMA_REVISION} (was {current or 'none'})"
+                   f" in {redact(store.url)}")
+        store.close()
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A rich progress bar on stderr, or nothing (the null object) when quiet or piped."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self._bar: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self._task = self._bar.add_task("ingest", total=total, rate="")
+        self._done = 0
+        self._t0 = 0.0
+
+    def __enter__(self) -> _Progress:
+        import time
+
+        self._t0 = time.perf_counter()
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, n: int) -> None:
+        if self._bar is None:
+            return
+        import time
+
+        self._done += n
+        rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
+        self._bar.update(self._task, advance=n, rate=f"{rate:,.0f} files/s")
+
+    def write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            _err(line)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, folders (recursive), globs, or - for paths on stdin.",
+                       show_default=False),
+    ] = None,
+    company_id: CompanyId = None,
+    meta_id: Annotated[int | None, typer.Option(
+        "--meta-id", help="meta_id for every input (default: the file stem, 12345.jpg → 12345).",
+        show_default=False)] = None,
+    manifest: Annotated[Path | None, typer.Option(
+        help="CSV (with header) or JSON lines: path, meta_id[, company_id][, source]; relative"
+        " paths are relative to the manifest.", show_default=False)] = None,
+    hashes_file: Annotated[Path | None, typer.Option(
+        "--hashes", help="Precomputed hashes (CSV/JSON lines: hash as 16 hex, meta_id"
+        "[, company_id][, source]) instead of images.", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Hashing processes (default: all cores).", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(
+        help="Rows per transaction.", min=1)] = 1000,
+    errors_file: Annotated[Path | None, typer.Option(
+        "--errors", help="Also write failed inputs to this CSV (path, reason).",
+        show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Hash images and store them, skipping what is already stored.
+
+    Exit status: 0 when every input was stored or already present, 1 when any failed
+    (each failure is printed as PATH: reason). Re-running an interrupted ingest is safe.
+
+    Examples:
+      ahashdb ingest photos/ --company-id 1
+      find /data -name '*.jpg' | ahashdb ingest - --company-id 1
+      ahashdb ingest --manifest uploads.csv --company-id 1
+      ahashdb ingest --hashes milvus_export.csv --company-id 1
+    """
+    from . import ingest as ing
+
+    sources = sum(x is not None and x != [] for x in (paths or None, manifest, hashes_file))
+    if sources != 1:
+        raise typer.BadParameter("give PATH..., --manifest or --hashes (exactly one)")
+    errors_out = None
+    with _errors(ctx):
+        if hashes_file is None and manifest is None and company_id is None:
+            raise InvalidInput("--company-id is required (the tenant the images belong to)")
+        if workers is not None and workers < 1:
+            raise InvalidInput(f"--workers {workers}: expected 1 or more")
+        store = _store(ctx)
+        store.connection  # noqa: B018 - fail fast (unreachable, not migrated) before hashing
+        total = len(paths) if paths and all(os.path.isfile(p) for p in paths) else None
+        show = not quiet and sys.stderr.isatty()
+        writer = None
+        if errors_file is not None:
+            errors_out = open(errors_file, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            writer = csv.writer(errors_out)
+            writer.writerow(["path", "reason"])
+        summary = None
+        try:
+            with _Progress(show, total) as progress:
+
+                def on_error(path: str, reason: str) -> None:
+                    progress.write(f"{path}: {reason}")
+                    if writer is not None:
+                        writer.writerow([path, reason])
+
+                if hashes_file is not None:
+                    rows = ing.read_hash_rows(hashes_file, company_id=company_id)
+                    summary = ing.ingest_hashes(store, rows, on_progress=progress.advance)
+                else:
+                    if manifest is not None:
+                        items = ing.items_from_manifest(manifest)
+                    else:
+                        items = ing.items_from_paths(paths or [], meta_id=meta_id)
+                    summary = ing.ingest_files(
+                        store, items, company_id=company_id, workers=workers,
+                        batch_size=batch_size, on_error=on_error, on_progress=progress.advance,
+                    )
+        except KeyboardInterrupt:
+            _err("interrupted: every batch before this point is stored; re-run to finish")
+            raise typer.Exit(130) from None
+        finally:
+            if errors_out is not None:
+                errors_out.close()
+            store.close()
+    _err(summary.line())
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+# --- query -----------------------------------------------------------------------------------
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    images: Annotated[list[Path] | None, typer.Argument(
+        help="Images to look for.", show_default=False)] = None,
+    hash_hex: Annotated[list[str] | None, typer.Option(
+        "--hash", help="A hash (16 hex digits) to look for; repeatable.",
+        show_default=False)] = None,
+    meta_id: Annotated[int | None, typer.Option(
+        "--meta-id", help="Use the stored hashes of this meta_id as the queries (its own rows"
+        " are left out of the results).", show_default=False)] = None,
+    company_id: CompanyId = None,
+    all_companies: Annotated[bool, typer.Option(
+        "--all-companies", help="Search every company (operators only).")] = False,
+    max_distance: Annotated[int, typer.Option(
+        "--max-distance", "-t", help="Largest Hamming distance (bits of 64) to return.",
+        min=0, max=64)] = 10,
+    limit: Annotated[int | None, typer.Option(
+        help="At most this many rows per query.", min=0, show_default=False)] = None,
+    nearest: Annotated[int | None, typer.Option(
+        help="Return the K closest rows, whatever their distance.", min=0,
+        show_default=False)] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Find stored images that look like the given ones (exact Hamming search).
+
+    Rows are sorted by distance, then id. Each has the query, id, company_id, meta_id,
+    hash, distance and source.
+
+    Examples:
+      ahashdb query new.jpg --company-id 1
+      ahashdb query --hash ffd7918181c9ffff --company-id 1 --max-distance 4 -f json
+      ahashdb query --meta-id 42 --company-id 1 --nearest 5
+    """
+    given = sum(bool(x) for x in (images, hash_hex)) + (meta_id is not None)
+    if given != 1:
+        raise typer.BadParameter("give IMAGE..., --hash or --meta-id (exactly one)")
+    if all_companies == (company_id is not None):
+        raise typer.BadParameter("give --company-id N, or --all-companies")
+    with _errors(ctx):
+        store = _store(ctx)
+        queries: list[tuple[str, int, int | None]] = []  # (label, hash, id to leave out)
+        failed = 0
+        if hash_hex:
+            queries = [(h, from_hex(h), None) for h in hash_hex]
+        elif meta_id is not None:
+            if company_id is None:
+                raise InvalidInput("--meta-id needs --company-id")
+            stored = store.hashes_of(company_id=company_id, meta_id=meta_id)
+            if not stored:
+                raise InvalidInput(f"meta_id {meta_id}: nothing stored for company {company_id}")
+            queries = [(f"meta_id={meta_id}", from_hex(h), rid) for rid, h in stored]
+        else:
+            from .ingest import Item, hash_many
+
+            items = (Item(path=str(p)) for p in images or [])
+            for item, h in hash_many(items, None if len(images or []) > 1 else 1):
+                if h is None:
+                    failed += 1
+                    _err(f"{item.path}: {item.error}")
+                else:
+                    queries.append((item.path, h, None))
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for label, h, own_id in queries:
+                extra = 1 if own_id is not None else 0
+                if nearest is not None:
+                    found = store.nearest(h, company_id=company_id, k=nearest + extra,
+                                          all_companies=all_companies)
+                else:
+                    found = store.search(
+                        h, company_id=company_id, max_distance=max_distance,
+                        limit=None if limit is None else limit + extra,
+                        all_companies=all_companies)
+                found = [m for m in found if m.id != own_id]
+                cut = nearest if nearest is not None else limit
+                for m in found[:cut] if cut is not None else found:
+                    yield {"query": label, **m.as_dict()}
+
+        render(rows(), MATCH_COLUMNS, fmt)
+        store.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- delete, stats ---------------------------------------------------------------------------
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    company_id: Annotated[int, typer.Option("--company-id", help="The company whose rows go.",
+                                            show_default=False)],
+    meta_id: Annotated[int | None, typer.Option(
+        "--meta-id", help="Delete every hash of this meta_id.", show_default=False)] = None,
+    ids: Annotated[list[int] | None, typer.Option(
+        "--id", help="Delete the row with this id; repeatable.", show_default=False)] = None,
+) -> None:
+    """Delete one company's rows by meta_id or by row id; prints how many went.
+
+    Examples:
+      ahashdb delete --company-id 1 --meta-id 42
+      ahashdb delete --company-id 1 --id 17 --id 18
+    """
+    if (meta_id is None) == (not ids):
+        raise typer.BadParameter("give --meta-id or --id (exactly one)")
+    with _errors(ctx):
+        store = _store(ctx)
+        n = store.delete(company_id=company_id, meta_id=meta_id, ids=ids or None)
+        store.close()
+    typer.echo(f"deleted {n} row{'s' if n != 1 else ''}")
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    company_id: CompanyId = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Rows per company, table and index sizes, degenerate hashes, versions, data location.
+
+    Example:  ahashdb stats --company-id 1
+    """
+    with _errors(ctx):
+        store = _store(ctx)
+        s = store.stats(company_id)
+        store.close()
+    if fmt in (Format.json, Format.nl):
+        out = {**s, "companies": {str(k): v for k, v in s["companies"].items()}}
+        typer.echo(json.dumps(out, indent=2 if fmt is Format.json else None))
+        return
+    if fmt is Format.csv:
+        render(({"company_id": c, "rows": n} for c, n in s["companies"].items()),
+               ("company_id", "rows"), fmt)
+        return
+    rows = s["rows"] or 1
+    lines = [
+        ("database", s["database"]),
+        ("data directory", s["data_directory"] or "(server-managed)"),
+        ("PostgreSQL", s["server_version"]),
+        ("schema revision", s["schema_revision"]),
+        ("rows", f"{s['rows']:,}"),
+        ("companies", f"{len(s['companies']):,}"),
+        ("all-zero hashes", f"{s['all_zero_hashes']:,}"),
+        ("all-one hashes", f"{s['all_one_hashes']:,}"),
+        ("table size", f"{s['table_bytes'] / 2**20:,.1f} MB"),
+        ("index size", f"{s['index_bytes'] / 2**20:,.1f} MB"
+                       f" ({s['index_bytes'] / rows:,.0f} bytes/row)"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        typer.echo(f"{k.ljust(width)}  {v}")
+    if s["companies"]:
+        typer.echo("")
+        render(({"company_id": c, "rows": n} for c, n in s["companies"].items()),
+               ("company_id", "rows"), Format.table)
+
+
+# --- server ----------------------------------------------------------------------------------
+
+
+@server_app.command("start")
+def server_start(ctx: typer.Context) -> None:
+    """Start the embedded server (it also starts on first use) and migrate its database.
+
+    Example:  ahashdb server start
+    """
+    with _errors(ctx):
+        store = HashStore(None)
+        store.connection  # noqa: B018 - connects and migrates
+        store.close()
+        typer.echo(f"running: {redact(store.url)} (data in {embedded.pgdata_dir()})")
+
+
+@server_app.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop the embedded server.
+
+    Example:  ahashdb server stop
+    """
+    with _errors(ctx):
+        stopped = embedded.stop()
+    typer.echo("stopped" if stopped else "not running")
+
+
+@server_app.command("status")
+def server_status(ctx: typer.Context) -> None:
+    """Where the embedded server keeps its data, whether it runs, and its URL.
+
+    Example:  ahashdb server status
+    """
+    with _errors(ctx):
+        st = embedded.status()
+    typer.echo(f"data directory  {st.pgdata}")
+    typer.echo(f"initialized     {'yes' if st.initialized else 'no'}")
+    typer.echo(f"running         {'yes (pid ' + str(st.pid) + ')' if st.running else 'no'}")
+    if st.url:
+        typer.echo(f"url             {redact(st.url)}")
+    if resolve_database_url(ctx.obj.database_url):
+        typer.echo("note            --database-url / AHASHDB_DATABASE_URL is set, so commands"
+                   " use that server, not this one")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,339 @@
+"""Ingest: walk inputs, hash images in parallel, write batches through HashStore.insert_many.
+
+Everything streams: paths are yielded as the walk finds them, hashing runs over a bounded
+window of tasks, and rows go to the database batch by batch (each batch its own
+transaction), so memory stays flat for millions of files and an interrupted ingest keeps
+every finished batch. Re-running the same ingest adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import AhashdbError, InvalidInput
+from .hashes import average_hash, from_hex, to_signed
+from .store import INT64_MAX, INT64_MIN, HashStore
+
+__all__ = [
+    "IngestSummary",
+    "Item",
+    "hash_many",
+    "ingest_files",
+    "ingest_hashes",
+    "items_from_manifest",
+    "items_from_paths",
+    "read_hash_rows",
+]
+
+GLOB_CHARS = set("*?[")
+NO_META_ID = "no meta_id: name the file <meta_id>.<ext>, or use --meta-id or --manifest"
+
+
+@dataclass(slots=True)
+class Item:
+    """One input: a file to hash, where it goes, and what went wrong before hashing."""
+
+    path: str
+    meta_id: int | None = None
+    company_id: int | None = None
+    source: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest did."""
+
+    added: int = 0
+    present: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        """Inputs handled: added + already present + failed."""
+        return self.added + self.present + self.failed
+
+    def line(self) -> str:
+        """The one-line summary printed at the end."""
+        rate = self.seen / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.seen} inputs: {self.added} added, {self.present} already present,"
+            f" {self.failed} failed ({self.seconds:.1f} s, {rate:.0f}/s)"
+        )
+
+
+def _parse_id(name: str, value: object) -> int:
+    text = str(value).strip()
+    try:
+        number = int(text)
+    except ValueError:
+        raise InvalidInput(f"{name} {text!r}: expected an integer") from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise InvalidInput(f"{name} {number}: outside the BIGINT range")
+    return number
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def _walk(folder: str) -> Iterator[str]:
+    # os.walk does not follow symlinked folders, so symlink loops cannot trap it.
+    for root, dirs, files in os.walk(folder, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(root, name)
+
+
+def iter_paths(paths: Iterable[str], stdin: TextIO | None = None) -> Iterator[str]:
+    """Expand files, folders (recursively), globs and ``-`` (paths on stdin, one a line)."""
+    for p in paths:
+        if p == "-":
+            for line in stdin or sys.stdin:
+                line = line.rstrip("\r\n")
+                if line:
+                    yield line
+        elif os.path.isdir(p):
+            yield from _walk(p)
+        elif not os.path.lexists(p) and GLOB_CHARS & set(p):
+            matched = False
+            for m in glob.iglob(p, recursive=True):
+                matched = True
+                if os.path.isdir(m):
+                    yield from _walk(m)
+                else:
+                    yield m
+            if not matched:
+                yield p  # reported as missing, like any other missing path
+        else:
+            yield p
+
+
+def meta_id_from_stem(path: str) -> int | None:
+    """``12345.jpg`` → 12345; None when the stem is not an integer."""
+    stem = Path(path).stem
+    try:
+        value = int(stem)
+    except ValueError:
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def items_from_paths(
+    paths: Iterable[str], *, meta_id: int | None = None, stdin: TextIO | None = None
+) -> Iterator[Item]:
+    """Items for paths: meta_id from ``meta_id`` or else from an integer file stem."""
+    for p in iter_paths(paths, stdin):
+        mid = meta_id if meta_id is not None else meta_id_from_stem(p)
+        yield Item(path=p, meta_id=mid, source=p)
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) from a CSV file with a header, or JSON lines."""
+    try:
+        f = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
+    with f:
+        head = f.read(4096)
+        f.seek(0)
+        is_json = path.suffix.lower() in (".jsonl", ".ndjson", ".json") or head.lstrip()[:1] == "{"
+        if is_json:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                if not isinstance(record, dict):
+                    raise InvalidInput(f"{path}:{n}: expected a JSON object")
+                yield n, record
+        else:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames:
+                raise InvalidInput(f"{path}: empty manifest (expected a CSV header)")
+            for n, record in enumerate(reader, 2):
+                yield n, {k.strip(): v for k, v in record.items() if k is not None}
+
+
+def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
+    """Items from a manifest: columns ``path``, ``meta_id``, optional ``company_id``, ``source``.
+
+    Relative paths are relative to the manifest's folder. A malformed row becomes an item
+    with an error (reported per input), a malformed file raises :class:`InvalidInput`.
+    """
+    mpath = Path(manifest)
+    base = mpath.parent
+    for n, rec in _records(mpath):
+        where = f"{mpath}:{n}"
+        raw_path = rec.get("path")
+        if not raw_path:
+            yield Item(path=where, error="no path in this manifest row")
+            continue
+        full = str(raw_path) if os.path.isabs(str(raw_path)) else str(base / str(raw_path))
+        try:
+            if rec.get("meta_id") in (None, ""):
+                raise InvalidInput("no meta_id in this manifest row")
+            mid = _parse_id("meta_id", rec["meta_id"])
+            cid = rec.get("company_id")
+            cid = None if cid in (None, "") else _parse_id("company_id", cid)
+        except InvalidInput as exc:
+            yield Item(path=full, error=f"{where}: {exc}")
+            continue
+        source = rec.get("source") or full
+        yield Item(path=full, meta_id=mid, company_id=cid, source=str(source))
+
+
+def read_hash_rows(
+    path: str | os.PathLike, *, company_id: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Rows of precomputed hashes (CSV/JSONL: ``hash`` as 16 hex, ``meta_id``, optional
+    ``company_id`` and ``source``) for :meth:`HashStore.insert_many`."""
+    p = Path(path)
+    for n, rec in _records(p):
+        where = f"{p}:{n}"
+        try:
+            h = from_hex(str(rec.get("hash", "")))
+            if rec.get("meta_id") in (None, ""):
+                raise InvalidInput("no meta_id")
+            mid = _parse_id("meta_id", rec["meta_id"])
+            cid_raw = rec.get("company_id")
+            cid = company_id if cid_raw in (None, "") else _parse_id("company_id", cid_raw)
+            if cid is None:
+                raise InvalidInput("no company_id (add the column or pass --company-id)")
+        except AhashdbError as exc:
+            raise InvalidInput(f"{where}: {exc}") from None
+        yield {"hash": h, "company_id": cid, "meta_id": mid, "source": rec.get("source") or None}
+
+
+# --- hashing ---------------------------------------------------------------------------------
+
+
+def _hash_item(item: Item) -> tuple[Item, int | None]:
+    if item.error is not None:
+        return item, None
+    try:
+        return item, average_hash(item.path)
+    except AhashdbError as exc:
+        msg = str(exc)
+        prefix = f"{item.path}: "
+        item.error = msg[len(prefix):] if msg.startswith(prefix) else msg
+        return item, None
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        item.error = f"{type(exc).__name__}: {exc}"
+        return item, None
+
+
+def _init_worker() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+
+
+def hash_many(
+    items: Iterable[Item], workers: int | None = None
+) -> Iterator[tuple[Item, int | None]]:
+    """Hash items on ``workers`` processes (default: all cores), streaming, order kept.
+
+    Yields ``(item, unsigned hash)`` or ``(item, None)`` with ``item.error`` set.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        yield from map(_hash_item, items)
+        return
+    ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    window = 64 * workers
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        it = iter(items)
+        # A bounded window of tasks keeps memory flat however long the input is.
+        while chunk := list(itertools.islice(it, window)):
+            yield from pool.imap(_hash_item, chunk, chunksize=4)
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+
+def ingest_files(
+    store: HashStore,
+    items: Iterable[Item],
+    *,
+    company_id: int | None,
+    workers: int | None = None,
+    batch_size: int = 1000,
+    on_error: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Hash and store every item; bad inputs are reported through ``on_error`` and skipped."""
+    summary = IngestSummary()
+    start = time.perf_counter()
+    batch: list[tuple[int, int, int, str | None]] = []
+
+    def flush() -> None:
+        if batch:
+            added = store.insert_many(batch, batch_size=len(batch))
+            summary.added += added
+            summary.present += len(batch) - added
+            batch.clear()
+
+    try:
+        for item, h in hash_many(items, workers):
+            cid = item.company_id if item.company_id is not None else company_id
+            if h is None or cid is None or item.meta_id is None:
+                if item.error:
+                    reason = item.error
+                elif item.meta_id is None:
+                    reason = NO_META_ID
+                else:
+                    reason = "no company_id (use --company-id or a manifest column)"
+                summary.failed += 1
+                summary.errors.append((item.path, reason))
+                if on_error is not None:
+                    on_error(item.path, reason)
+            else:
+                batch.append((to_signed(h), cid, item.meta_id, item.source))
+                if len(batch) >= batch_size:
+                    flush()
+            if on_progress is not None:
+                on_progress(1)
+        flush()
+    finally:
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def ingest_hashes(
+    store: HashStore,
+    rows: Iterable[dict[str, Any]],
+    *,
+    batch_size: int = 50_000,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Store precomputed hash rows (see :func:`read_hash_rows`)."""
+    summary = IngestSummary()
+    start = time.perf_counter()
+
+    def counted(added: int, seen: int) -> None:
+        summary.added += added
+        summary.present += seen - added
+        if on_progress is not None:
+            on_progress(seen)
+
+    try:
+        store.insert_many(rows, batch_size=batch_size, on_batch=counted)
+    finally:
+        summary.seconds = time.perf_counter() - start
+    return summary

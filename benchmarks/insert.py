@@ -1,0 +1,93 @@
+"""HashStore.insert_many throughput and the loading process's peak memory.
+
+    python benchmarks/insert.py                  # 1,000,000 rows, embedded server
+    python benchmarks/insert.py --rows 5000000 --database-url postgresql://...
+
+Each case runs in its own process (so peak RSS is that case's alone) on a fresh scratch
+database, streaming precomputed aHash-like hashes (never a list of all rows):
+  core  -- the schema at revision 0002: primary key + unique key only (the core issue's bar)
+  full  -- the head schema, with the four chunk indexes of the search
+  bulk  -- the head schema, insert_many(bulk=True): load bare, build indexes, one transaction
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datagen  # noqa: E402
+from _common import drop_database, scratch_database  # noqa: E402
+
+from ahashdb import HashStore  # noqa: E402
+
+
+def stream(n: int, companies: int, seed: int = 5) -> Iterator[tuple[int, int, int]]:
+    """(hash, company_id, meta_id) rows, generated 100,000 at a time."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < n:
+        m = min(100_000, n - done)
+        centres = datagen.smooth_hashes(max(1, m // 8), rng)
+        hashes = datagen.flip_bits(centres[rng.integers(0, len(centres), m)],
+                                   rng.poisson(3.0, m), rng)
+        comp = rng.integers(1, companies + 1, m)
+        yield from zip(datagen.to_signed(hashes).tolist(), comp.tolist(),
+                       range(done, done + m), strict=True)
+        done += m
+
+
+def run_case(mode: str, rows: int, companies: int, url: str | None) -> dict:
+    db = scratch_database(url, f"ahashdb_bench_insert_{mode}")
+    store = HashStore(db, auto_migrate=False)
+    store.migrate("0002" if mode == "core" else "head")
+    store._schema_checked = True  # revision 0002 on purpose  # noqa: SLF001
+    t = time.perf_counter()
+    added = store.insert_many(stream(rows, companies), bulk=(mode == "bulk"))
+    seconds = time.perf_counter() - t
+    index_bytes = store.connection.execute(
+        "SELECT pg_indexes_size('image_hashes')").fetchone()[0]
+    store.close()
+    drop_database(db)
+    return {"mode": mode, "rows": added, "seconds": seconds, "rows_per_s": added / seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "index_bytes_per_row": index_bytes / max(added, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--companies", type=int, default=10)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--mode", choices=("core", "full", "bulk"), help=argparse.SUPPRESS)
+    ap.add_argument("--modes", default="core,full,bulk")
+    args = ap.parse_args()
+    if args.mode:
+        print(json.dumps(run_case(args.mode, args.rows, args.companies, args.database_url)))
+        return 0
+    print(f"insert_many of {args.rows:,} precomputed hashes, {args.companies} companies")
+    print(f"{'case':<6} {'rows/s':>10} {'seconds':>8} {'peak RSS MB':>12} {'index B/row':>12}")
+    for mode in args.modes.split(","):
+        cmd = [sys.executable, __file__, "--mode", mode, "--rows", str(args.rows),
+               "--companies", str(args.companies)]
+        if args.database_url:
+            cmd += ["--database-url", args.database_url]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(f"{mode:<6} {r['rows_per_s']:>10,.0f} {r['seconds']:>8.1f} {r['peak_rss_mb']:>12.0f}"
+              f" {r['index_bytes_per_row']:>12.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
