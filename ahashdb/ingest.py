@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import csv
 import glob
-import itertools
 import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,7 +59,6 @@ class IngestSummary:
     present: int = 0
     failed: int = 0
     seconds: float = 0.0
-    errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
@@ -256,12 +255,20 @@ def hash_many(
         yield from map(_hash_item, items)
         return
     ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
-    window = 64 * workers
+    # At most `window` items are out at a time: the pool's feeder thread blocks on the
+    # semaphore, so memory stays flat however long the input is, and workers never idle
+    # waiting for a whole window to finish.
+    window = threading.BoundedSemaphore(64 * workers)
+
+    def throttled() -> Iterator[Item]:
+        for item in items:
+            window.acquire()
+            yield item
+
     with ctx.Pool(workers, initializer=_init_worker) as pool:
-        it = iter(items)
-        # A bounded window of tasks keeps memory flat however long the input is.
-        while chunk := list(itertools.islice(it, window)):
-            yield from pool.imap(_hash_item, chunk, chunksize=4)
+        for result in pool.imap(_hash_item, throttled(), chunksize=2):
+            window.release()
+            yield result
 
 
 # --- ingest ----------------------------------------------------------------------------------
@@ -300,7 +307,6 @@ def ingest_files(
                 else:
                     reason = "no company_id (use --company-id or a manifest column)"
                 summary.failed += 1
-                summary.errors.append((item.path, reason))
                 if on_error is not None:
                     on_error(item.path, reason)
             else:

@@ -310,38 +310,32 @@ class HashStore:
         conn = self.connection
         _ensure_stage(conn)
         with conn.transaction():
-            conn.execute("LOCK TABLE image_hashes IN SHARE ROW EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
             conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
             conn.execute("SET LOCAL work_mem = '256MB'")
-            seen = 0
-            while True:
-                batch = list(itertools.islice(rows, 200_000))
-                if not batch:
-                    break
-                _copy(conn, "ahashdb_stage", batch)
-                seen += len(batch)
-            existing = conn.execute("SELECT EXISTS (SELECT 1 FROM image_hashes)").fetchone()
+            empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM image_hashes)").fetchone()
             for name in CHUNK_INDEXES:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-            if existing and existing[0]:
+            if empty and empty[0]:
+                added, seen = _load_empty(conn, rows)
+            else:
+                seen = 0
+                while batch := list(itertools.islice(rows, 200_000)):
+                    _copy(conn, "ahashdb_stage", batch)
+                    seen += len(batch)
                 cur = conn.execute(
                     "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
-                    " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id,"
-                    " hash, source FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
+                    " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
                     " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
                 )
-            else:
-                # An empty table is truncated anyway: a new relation, which on a server with
-                # wal_level=minimal (the embedded one) is filled without writing WAL.
-                conn.execute("TRUNCATE image_hashes")
-                conn.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
-                cur = _insert_bare(conn)
-            added = max(cur.rowcount, 0)
+                added = max(cur.rowcount, 0)
+                conn.execute("TRUNCATE ahashdb_stage")
             for name in CHUNK_INDEXES:
                 conn.execute(_INDEX_DDL[name])
-            conn.execute("TRUNCATE ahashdb_stage")
-        # Sets the visibility map so searches are index-only scans, and refreshes statistics.
-        conn.execute("VACUUM (ANALYZE) image_hashes")
+        # Statistics for the planner and for ahash_search's plan choice. (Rows loaded with
+        # COPY FREEZE are already all-visible, so index-only scans need no VACUUM; after
+        # the other path autovacuum sets the visibility map.)
+        conn.execute("ANALYZE image_hashes")
         if on_batch is not None:
             on_batch(added, seen)
         return added
@@ -561,25 +555,40 @@ def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str
     return max(cur.rowcount, 0)
 
 
-def _insert_bare(conn: psycopg.Connection) -> psycopg.Cursor:
-    """Stage → bare table; duplicates are rare, so sort them out only when there are any."""
+def _load_empty(
+    conn: psycopg.Connection, rows: Iterator[tuple[int, int, int, str | None]]
+) -> tuple[int, int]:
+    """Fill the (empty) table in the current transaction: (rows added, rows seen).
+
+    TRUNCATE makes a new relation, so COPY may FREEZE the rows (all-visible at once) and,
+    with wal_level=minimal (the embedded server), write no WAL. The primary key is built
+    afterwards; if the input repeated a row, the repeats are deleted first.
+    """
+    conn.execute("TRUNCATE image_hashes")
+    conn.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
+    seen = 0
+    statement = (
+        "COPY image_hashes (company_id, meta_id, hash, source) FROM STDIN"
+        " (FORMAT BINARY, FREEZE)"
+    )
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(["int8", "int8", "int8", "text"])
+        for row in rows:
+            copy.write_row(row)
+            seen += 1
     try:
         with conn.transaction():
-            cur = conn.execute(
-                "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
-                " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
-            )
             conn.execute(_INDEX_DDL["image_hashes_pkey"])
-            return cur
+            return seen, seen
     except psycopg.errors.UniqueViolation:
         pass
     cur = conn.execute(
-        "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
-        " SELECT DISTINCT ON (company_id, meta_id, hash) company_id, meta_id, hash, source"
-        " FROM ahashdb_stage ORDER BY company_id, meta_id, hash"
+        "DELETE FROM image_hashes a USING image_hashes b"
+        " WHERE a.company_id = b.company_id AND a.meta_id = b.meta_id AND a.hash = b.hash"
+        " AND a.id > b.id"
     )
     conn.execute(_INDEX_DDL["image_hashes_pkey"])
-    return cur
+    return seen - max(cur.rowcount, 0), seen
 
 
 def _ensure_stage(conn: psycopg.Connection) -> None:

@@ -53,19 +53,22 @@ def load(store: HashStore, rows: list[tuple[int, int, int]]) -> list[tuple[int, 
     return store.connection.execute("SELECT id, company_id, hash FROM image_hashes").fetchall()
 
 
-@given(data=datasets(), t=st.integers(0, 64))
-def test_search_equals_brute_force_in_both_plans(store: HashStore, data, t: int) -> None:  # noqa: ANN001
+@given(data=datasets(), t=st.integers(0, 64), limit=st.none() | st.integers(0, 40))
+def test_search_equals_brute_force_in_both_plans(
+    store: HashStore, data, t: int, limit: int | None  # noqa: ANN001
+) -> None:
     rows, query = data
     stored = load(store, rows)
     q = to_signed(query)
     for company in (1, None):
-        expected = brute(stored, query, company, t)
-        api = store.search(query, company_id=company, max_distance=t,
+        expected = brute(stored, query, company, t)[:limit]
+        api = store.search(query, company_id=company, max_distance=t, limit=limit,
                            all_companies=company is None)
         assert [(m.distance, m.id) for m in api] == expected
         for fn in ("ahash_search_index", "ahash_search_scan"):
             got = store.connection.execute(
-                f"SELECT distance, id FROM {fn}(%s, %s, %s, NULL)", (company, q, t)).fetchall()
+                f"SELECT distance, id FROM {fn}(%s, %s, %s, %s)", (company, q, t, limit)
+            ).fetchall()
             assert got == expected, fn
 
 

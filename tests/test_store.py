@@ -62,7 +62,8 @@ def test_insert_many_copies_skips_duplicates_and_counts(store: HashStore) -> Non
 def test_insert_many_bulk_is_exact_and_deduplicates(store: HashStore) -> None:
     rows = [(i % 500, 1 + i % 3, i % 700) for i in range(3000)]
     expected = {(c, m, to_signed(h)) for h, c, m in rows}
-    assert store.insert_many(rows, bulk=True) == len(expected)
+    assert len(expected) == 3000
+    assert store.insert_many(rows + rows[:40], bulk=True) == len(expected)  # repeats once
     got = set(store.connection.execute(
         "SELECT company_id, meta_id, hash FROM image_hashes").fetchall())
     assert got == expected

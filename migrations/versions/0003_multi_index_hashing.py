@@ -144,11 +144,17 @@ BEGIN
          WHERE x.c2 = ANY(p2) AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
         SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c3 = ANY(p3) AND bit_count((x.hash # query)::bit(64)) <= max_distance)
+         WHERE x.c3 = ANY(p3) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
         FROM cand JOIN image_hashes h
           ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
        ORDER BY 5, 1
        LIMIT max_rows;
   ELSE
@@ -168,11 +174,17 @@ BEGIN
         UNION
         SELECT x.meta_id, x.hash FROM image_hashes x
          WHERE x.c3 = ANY(p3) AND x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance)
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
         FROM cand JOIN image_hashes h
           ON h.company_id = company AND h.meta_id = cand.mid AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
        ORDER BY 5, 1
        LIMIT max_rows;
   END IF;

@@ -1,0 +1,145 @@
+"""Ingest speed against a single-process imagehash loop, and memory for many listed paths.
+
+    python benchmarks/ingest.py                   # 2,000 JPEGs of 1-4 MP, 200,000 listed paths
+    python benchmarks/ingest.py --count 10000 --listed 1000000
+
+1. Writes --count photo-like JPEGs of 1-4 megapixels (made here, no downloads).
+2. Times, in one run: a single-process loop of imagehash.average_hash(Image.open(p)) over
+   all of them (the baseline), then `ahashdb ingest DIR` (all cores) into a scratch
+   database; prints images/s for both and the ratio.
+3. Feeds --listed paths on stdin to `ahashdb ingest -` (one in 100 exists, the rest are
+   reported missing) and samples the RSS of the ingest process tree: memory must stay flat
+   however many paths are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import psutil
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import contextlib
+
+from _common import drop_database, scratch_database  # noqa: E402
+
+from ahashdb import HashStore  # noqa: E402
+from ahashdb.samples import photo  # noqa: E402
+
+SIZES = [(1280, 960), (1600, 1200), (2048, 1536), (2304, 1728)]  # 1.2 - 4.0 MP
+
+
+def make_images(folder: Path, count: int) -> None:
+    """Photo-like JPEGs: upscaled smooth scenes with per-image crop, tint and grain."""
+    rng = np.random.default_rng(0)
+    bases = [photo(i, (480, 360)) for i in range(40)]
+    for i in range(count):
+        w, h = SIZES[i % len(SIZES)]
+        base = bases[i % len(bases)]
+        x0, y0 = rng.integers(0, 60), rng.integers(0, 45)
+        img = base.crop((x0, y0, x0 + 420, y0 + 315)).resize((w, h), Image.Resampling.BICUBIC)
+        arr = np.asarray(img, dtype=np.int16)
+        arr = arr + rng.integers(-12, 13, size=3) + rng.integers(-6, 7, size=(h, w, 1))
+        Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(folder / f"{i + 1}.jpg",
+                                                                 quality=88)
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """RSS of a process and its children, in bytes."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def run_sampled(cmd: list[str], env: dict, stdin_data: bytes | None) -> tuple[float, int, int]:
+    """(seconds, exit code, peak tree RSS) of a command, RSS sampled every 50 ms."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, tree_rss(ps))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if stdin_data is not None:
+        proc.stdin.write(stdin_data)  # type: ignore[union-attr]
+    proc.stdin.close()  # type: ignore[union-attr]
+    code = proc.wait()
+    done.set()
+    sampler.join()
+    return time.perf_counter() - t, code, peak
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=2000, help="JPEGs to make and ingest")
+    ap.add_argument("--listed", type=int, default=200_000, help="paths for the memory run")
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--dir", type=Path, default=None, help="reuse/keep images here")
+    args = ap.parse_args()
+
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="ahashdb-ingest-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = len(list(folder.glob("*.jpg")))
+    if existing < args.count:
+        t = time.perf_counter()
+        make_images(folder, args.count)
+        print(f"made {args.count} JPEGs (1.2-4 MP) in {time.perf_counter() - t:.0f} s: {folder}")
+    files = [folder / f"{i + 1}.jpg" for i in range(args.count)]
+    mb = sum(f.stat().st_size for f in files) / 2**20
+    print(f"{len(files)} files, {mb:.0f} MB, {os.cpu_count()} cores")
+
+    t = time.perf_counter()
+    for f in files:
+        imagehash.average_hash(Image.open(f))
+    base_s = time.perf_counter() - t
+
+    url = scratch_database(args.database_url, "ahashdb_bench_ingest")
+    with HashStore(url, auto_migrate=False) as store:
+        store.migrate()
+    env = {**os.environ, "AHASHDB_DATABASE_URL": url}
+    cmd = [sys.executable, "-m", "ahashdb", "ingest", str(folder), "--company-id", "1", "--quiet"]
+    ing_s, code, peak = run_sampled(cmd, env, None)
+    if code != 0:
+        print(f"ingest exited {code}")
+        return 1
+
+    print(f"imagehash loop, one process : {len(files) / base_s:8.1f} images/s")
+    print(f"ahashdb ingest, all cores   : {len(files) / ing_s:8.1f} images/s"
+          f"  ({base_s / ing_s:.2f}x the loop; peak RSS {peak / 2**20:.0f} MB)")
+
+    lines = "".join(
+        f"{files[i // 100 % len(files)] if i % 100 == 0 else folder / 'missing' / str(i)}\n"
+        for i in range(args.listed)
+    ).encode()
+    list_s, code, peak = run_sampled([*cmd[:-4], "-", "--company-id", "2", "--quiet"], env, lines)
+    print(f"{args.listed:,} listed paths on stdin (1 in 100 exists): {list_s:.0f} s,"
+          f" peak RSS of the ingest process tree {peak / 2**20:.0f} MB (exit {code})")
+    drop_database(url)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
