@@ -115,9 +115,11 @@ $fn$
 
 # Static SQL with generic plans: planning the query with its probe arrays each time would
 # cost more than running it, and a custom plan may trade the index-only scans for a scan.
-# Each probe value is joined (a nested loop of index-only scans, one descent per value to
-# (value, company)) rather than matched with = ANY(array): for values common across
-# companies, an = ANY scan reads other companies' entries too and costs several times more.
+# Probe values are joined (a nested loop of index-only scans, one descent per value to
+# (value, company)) when there are few, rather than matched with = ANY(array): for values
+# common across companies (0x0000, 0xffff: uniform grid rows), an = ANY scan reads other
+# companies' entries too and costs several times more. Many probes (radius >= 3) use
+# = ANY, which shares descents between neighbouring values.
 AHASH_SEARCH_INDEX = """
 CREATE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
                                    max_rows integer)
@@ -136,25 +138,48 @@ DECLARE
   p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
   p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
   p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
+  none integer[] := '{}';
+  -- Up to 137 probes (radius <= 2) are joined, one descent each; more are matched with
+  -- = ANY, which shares descents between neighbouring values.
+  pj0 integer[] := CASE WHEN radii[1] <= 2 THEN p0 ELSE none END;
+  pj1 integer[] := CASE WHEN radii[2] <= 2 THEN p1 ELSE none END;
+  pj2 integer[] := CASE WHEN radii[3] <= 2 THEN p2 ELSE none END;
+  pj3 integer[] := CASE WHEN radii[4] <= 2 THEN p3 ELSE none END;
+  ps0 integer[] := CASE WHEN radii[1] <= 2 THEN none ELSE p0 END;
+  ps1 integer[] := CASE WHEN radii[2] <= 2 THEN none ELSE p1 END;
+  ps2 integer[] := CASE WHEN radii[3] <= 2 THEN none ELSE p2 END;
+  ps3 integer[] := CASE WHEN radii[4] <= 2 THEN none ELSE p3 END;
 BEGIN
   IF company IS NULL THEN
     RETURN QUERY
       WITH cand AS (
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(p0) AS v(c)
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
           JOIN image_hashes x ON x.c0 = v.c
          WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM unnest(p1) AS v(c)
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.meta_id, x.hash FROM unnest(pj1) AS v(c)
           JOIN image_hashes x ON x.c1 = v.c
          WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM unnest(p2) AS v(c)
+        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.meta_id, x.hash FROM unnest(pj2) AS v(c)
           JOIN image_hashes x ON x.c2 = v.c
          WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM unnest(p3) AS v(c)
+        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.meta_id, x.hash FROM unnest(pj3) AS v(c)
           JOIN image_hashes x ON x.c3 = v.c
-         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance),
+         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
       -- With a row limit, only rows up to the limit's distance need their heap rows.
       cut AS (
         SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
@@ -170,24 +195,40 @@ BEGIN
   ELSE
     RETURN QUERY
       WITH cand AS (
-        SELECT x.meta_id AS mid, x.hash AS xh FROM unnest(p0) AS v(c)
+        SELECT x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
           JOIN image_hashes x ON x.c0 = v.c
          WHERE x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.meta_id, x.hash FROM unnest(p1) AS v(c)
+        SELECT x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.meta_id, x.hash FROM unnest(pj1) AS v(c)
           JOIN image_hashes x ON x.c1 = v.c
          WHERE x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.meta_id, x.hash FROM unnest(p2) AS v(c)
+        SELECT x.meta_id, x.hash FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.meta_id, x.hash FROM unnest(pj2) AS v(c)
           JOIN image_hashes x ON x.c2 = v.c
          WHERE x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance
         UNION
-        SELECT x.meta_id, x.hash FROM unnest(p3) AS v(c)
+        SELECT x.meta_id, x.hash FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.meta_id, x.hash FROM unnest(pj3) AS v(c)
           JOIN image_hashes x ON x.c3 = v.c
          WHERE x.company_id = company
+           AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.meta_id, x.hash FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND x.company_id = company
            AND bit_count((x.hash # query)::bit(64)) <= max_distance),
       -- With a row limit, only rows up to the limit's distance need their heap rows.
       cut AS (
