@@ -120,7 +120,44 @@ $fn$
 # common across companies (0x0000, 0xffff: uniform grid rows), an = ANY scan reads other
 # companies' entries too and costs several times more. Many probes (radius >= 3) use
 # = ANY, which shares descents between neighbouring values.
-AHASH_SEARCH_INDEX = """
+DISTANCE = "bit_count((x.hash # query)::bit(64))"
+
+
+def _search_index_query(scoped: bool) -> str:
+    """ahash_search_index's query: company-scoped, or across all companies."""
+    scope = "x.company_id = company AND " if scoped else ""
+    keep = "x.company_id AS cid, x.meta_id AS mid, x.hash AS xh"
+    parts = []
+    for i in range(CHUNKS):
+        parts.append(
+            f"SELECT {keep} FROM unnest(pj{i}) AS v(c)\n"
+            f"          JOIN image_hashes x ON x.c{i} = v.c\n"
+            f"         WHERE {scope}{DISTANCE} <= max_distance"
+        )
+        parts.append(
+            f"SELECT {keep} FROM image_hashes x\n"
+            f"         WHERE x.c{i} = ANY(ps{i}) AND {scope}{DISTANCE} <= max_distance"
+        )
+    union = "\n        UNION\n        ".join(parts)
+    company = "company" if scoped else "cand.cid"
+    return f"""    RETURN QUERY
+      WITH cand AS (
+        {union}),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = {company} AND h.meta_id = cand.mid AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;"""
+
+
+AHASH_SEARCH_INDEX = f"""
 CREATE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
                                    max_rows integer)
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
@@ -138,7 +175,7 @@ DECLARE
   p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
   p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
   p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
-  none integer[] := '{}';
+  none integer[] := '{{}}';
   -- Up to 137 probes (radius <= 2) are joined, one descent each; more are matched with
   -- = ANY, which shares descents between neighbouring values.
   pj0 integer[] := CASE WHEN radii[1] <= 2 THEN p0 ELSE none END;
@@ -151,97 +188,9 @@ DECLARE
   ps3 integer[] := CASE WHEN radii[4] <= 2 THEN none ELSE p3 END;
 BEGIN
   IF company IS NULL THEN
-    RETURN QUERY
-      WITH cand AS (
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
-          JOIN image_hashes x ON x.c0 = v.c
-         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c0 = ANY(ps0) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM unnest(pj1) AS v(c)
-          JOIN image_hashes x ON x.c1 = v.c
-         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c1 = ANY(ps1) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM unnest(pj2) AS v(c)
-          JOIN image_hashes x ON x.c2 = v.c
-         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c2 = ANY(ps2) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM unnest(pj3) AS v(c)
-          JOIN image_hashes x ON x.c3 = v.c
-         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id, x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c3 = ANY(ps3) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;
+{_search_index_query(scoped=False)}
   ELSE
-    RETURN QUERY
-      WITH cand AS (
-        SELECT x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
-          JOIN image_hashes x ON x.c0 = v.c
-         WHERE x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c0 = ANY(ps0) AND x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id, x.hash FROM unnest(pj1) AS v(c)
-          JOIN image_hashes x ON x.c1 = v.c
-         WHERE x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c1 = ANY(ps1) AND x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id, x.hash FROM unnest(pj2) AS v(c)
-          JOIN image_hashes x ON x.c2 = v.c
-         WHERE x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c2 = ANY(ps2) AND x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id, x.hash FROM unnest(pj3) AS v(c)
-          JOIN image_hashes x ON x.c3 = v.c
-         WHERE x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.meta_id, x.hash FROM image_hashes x
-         WHERE x.c3 = ANY(ps3) AND x.company_id = company
-           AND bit_count((x.hash # query)::bit(64)) <= max_distance),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = company AND h.meta_id = cand.mid AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;
+{_search_index_query(scoped=True)}
   END IF;
 END
 $fn$
