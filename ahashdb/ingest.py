@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import AhashdbError, InvalidInput
-from .hashes import average_hash, from_hex, to_signed
-from .store import INT64_MAX, INT64_MIN, HashStore
+from .hashes import INT64_MAX, INT64_MIN, average_hash, from_hex, to_signed
+from .store import HashStore
 
 __all__ = [
     "IngestSummary",

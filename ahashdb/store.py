@@ -20,16 +20,22 @@ from psycopg import sql
 from . import embedded
 from .config import describe_target, libpq_url, redact, resolve_database_url, sqlalchemy_url
 from .errors import AhashdbError, DatabaseUnavailable, InvalidInput, SchemaNotMigrated
-from .hashes import HashLike, ImageLike, hash_of, to_hex, to_signed
+from .hashes import (
+    INT64_MAX,
+    INT64_MIN,
+    MASK64,
+    HashLike,
+    ImageLike,
+    hash_of,
+    to_hex,
+    to_signed,
+)
 
 __all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
 SCHEMA_REVISION = "0003"
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
-MASK64 = (1 << 64) - 1
 TWO64 = 1 << 64
 
 CHUNK_INDEXES = tuple(f"image_hashes_c{i}_idx" for i in range(4))
