@@ -61,16 +61,29 @@ def _ensure_database(admin_url: str, database: str) -> None:
 
 
 # The embedded server serves one user on one machine: no replicas, so WAL can be minimal
-# (bulk loads into a fresh table then skip WAL), and memory can be more generous than
-# PostgreSQL's 128 MB default. Applied once, at first start.
-SETTINGS = {
-    "wal_level": "minimal",
-    "max_wal_senders": "0",
-    "shared_buffers": "512MB",
-    "maintenance_work_mem": "512MB",
-    "max_wal_size": "4GB",
-    "checkpoint_timeout": "15min",
-}
+# (bulk loads into a fresh table then skip WAL), and it can take the share of memory a
+# dedicated server would: a quarter of RAM for shared buffers (128 MB … 4 GB), so a
+# search's index pages stay in PostgreSQL's cache. Applied at first start, and again when
+# these settings change in a new ahashdb (TUNING names their version).
+TUNING = "2"
+
+
+def settings() -> dict[str, str]:
+    """The server settings ahashdb gives its embedded PostgreSQL on this machine."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 2 << 30
+    shared_mb = max(128, min(4096, ram // 4 // 2**20))
+    return {
+        "wal_level": "minimal",
+        "max_wal_senders": "0",
+        "shared_buffers": f"{shared_mb}MB",
+        "maintenance_work_mem": "512MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+        "ahashdb.tuning": TUNING,
+    }
 
 
 def _user() -> str | None:
@@ -79,11 +92,13 @@ def _user() -> str | None:
 
 def _tune(admin_url: str, pgdata: Path) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SHOW wal_level").fetchone()[0] == SETTINGS["wal_level"]:
+        row = conn.execute("SELECT current_setting('ahashdb.tuning', true)").fetchone()
+        if row and row[0] == TUNING:
             return
-        for name, value in SETTINGS.items():
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                sql.Identifier(name), sql.Literal(value)))
+        for name, value in settings().items():  # names are ours, values bound as literals
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.SQL(name), sql.Literal(value))
+            )
     ep, _ = _import()
     ep.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=_user(), timeout=60)
 
