@@ -371,9 +371,12 @@ def query(
     given = sum(bool(x) for x in (images, hash_hex)) + (meta_id is not None)
     if given != 1:
         raise typer.BadParameter("give IMAGE..., --hash or --meta-id (exactly one)")
-    if all_companies == (company_id is not None):
-        raise typer.BadParameter("give --company-id N, or --all-companies")
+    if all_companies and company_id is not None:
+        raise typer.BadParameter("give --company-id N or --all-companies, not both")
     with _errors(ctx):
+        if company_id is None and not all_companies:
+            raise InvalidInput("--company-id is required (or --all-companies to search every"
+                               " company)")
         store = _store(ctx)
         queries: list[tuple[str, int, int | None]] = []  # (label, hash, id to leave out)
         failed = 0

@@ -214,7 +214,9 @@ def test_user_errors_are_one_line_without_traceback(store: HashStore, make_datab
     assert r.stderr == "error: hash 'xyz': expected exactly 16 hex digits (0-9, a-f), got 3" \
         " characters with non-hex characters\n"
     r = run(store.url, "query", "--hash", "ffd7918181c9ffff")
-    assert r.exit_code == 2  # usage: no company
+    assert r.exit_code == 1 and r.stderr.startswith("error: --company-id is required")
+    r = run(store.url, "query", "--hash", "ffd7918181c9ffff", "--company-id", "x")
+    assert r.exit_code == 2  # not an integer: a usage error, reported by Typer
     r = run(store.url, "ingest", "/no/such/dir/1.jpg", "--company-id", "1")
     assert r.exit_code == 1 and "/no/such/dir/1.jpg: no such file" in r.stderr
     r = run("postgresql://u:hunter2@127.0.0.1:1/x", "stats")
