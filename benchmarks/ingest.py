@@ -7,6 +7,8 @@
 2. Times, in one run: a single-process loop of imagehash.average_hash(Image.open(p)) over
    all of them (the baseline; run before and after, the faster counts), and `ahashdb ingest
    DIR` (all cores, a fresh process) into a scratch database; prints images/s and ratio.
+   It also times two independent processes running the imagehash loop on half the files
+   each: the most any parallel hashing can gain on this machine.
 3. Feeds --listed paths on stdin to `ahashdb ingest -` (one in 100 exists, the rest are
    reported missing) and samples the RSS of the ingest process tree: memory must stay flat
    however many paths are listed.
@@ -53,6 +55,27 @@ def make_images(folder: Path, count: int) -> None:
         arr = arr + rng.integers(-12, 13, size=3) + rng.integers(-6, 7, size=(h, w, 1))
         Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(folder / f"{i + 1}.jpg",
                                                                  quality=88)
+
+
+def _hash_files(files: list[Path]) -> None:
+    for f in files:
+        imagehash.average_hash(Image.open(f))
+
+
+def two_process_seconds(files: list[Path]) -> float:
+    """Seconds for two independent processes, each running the imagehash loop on half the
+    files: the most that parallel hashing can gain on this machine (no ahashdb involved)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    by_size = sorted(files, key=lambda f: f.stat().st_size)  # halves of equal work
+    t = time.perf_counter()
+    procs = [ctx.Process(target=_hash_files, args=(by_size[i::2],)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - t
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -133,7 +156,10 @@ def main() -> int:
         return 1
 
     base_s = min(base_s, baseline())  # the faster of a run before and one after: conservative
+    two_s = two_process_seconds(files)
     print(f"imagehash loop, one process : {len(files) / base_s:8.1f} images/s")
+    print(f"the same loop, 2 processes  : {len(files) / two_s:8.1f} images/s"
+          f"  ({base_s / two_s:.2f}x: the ceiling for parallel hashing on this machine)")
     print(f"ahashdb ingest, all cores   : {len(files) / ing_s:8.1f} images/s"
           f"  ({base_s / ing_s:.2f}x the loop; peak RSS {peak / 2**20:.0f} MB)")
 

@@ -1,0 +1,39 @@
+"""URL handling: the right spelling for each library, and never a password in messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from ahashdb.config import describe_target, libpq_url, redact, resolve_database_url, sqlalchemy_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "target"),
+    [
+        ("postgresql://u:s3cret@db.example:5433/ahash", "postgresql://u:***@db.example:5433/ahash",
+         "db.example:5433/ahash"),
+        ("postgresql+psycopg://u:s3cret@h/db?sslmode=require",
+         "postgresql+psycopg://u:***@h/db?sslmode=require", "h:5432/db"),
+        ("postgresql://u@/db?host=/tmp/sock&port=55432&password=s3cret",
+         "postgresql://u@/db?host=/tmp/sock&port=55432&password=***", "/tmp/sock:55432/db"),
+        ("postgres://h/db", "postgres://h/db", "h:5432/db"),
+    ],
+)
+def test_redact_and_describe_never_show_the_password(url: str, shown: str, target: str) -> None:
+    assert redact(url) == shown
+    assert describe_target(url) == target
+    assert "s3cret" not in redact(url) + describe_target(url)
+
+
+def test_driver_spellings() -> None:
+    assert libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    assert sqlalchemy_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert sqlalchemy_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_explicit_url_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AHASHDB_DATABASE_URL", "postgresql://env/db")
+    assert resolve_database_url("postgresql://explicit/db") == "postgresql://explicit/db"
+    assert resolve_database_url(None) == "postgresql://env/db"
+    monkeypatch.delenv("AHASHDB_DATABASE_URL")
+    assert resolve_database_url(None) is None
