@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,29 @@ def _store(ctx: typer.Context) -> HashStore:
     return HashStore(ctx.obj.database_url)
 
 
+@dataclass
+class _Failures:
+    """How many inputs could not be hashed (each was reported as PATH: reason)."""
+
+    count: int = 0
+
+
+def _hash_images(
+    paths: list[Path], workers: int | None, failures: _Failures
+) -> Iterator[tuple[str, int]]:
+    """(path, hash) of each image, hashed in parallel when there are several; an image
+    that cannot be hashed is reported on stderr and counted in ``failures``."""
+    from .ingest import Item, hash_many
+
+    items = (Item(path=str(p)) for p in paths)
+    for item, h in hash_many(items, workers if len(paths) > 1 else 1):
+        if h is None:
+            failures.count += 1
+            _err(f"{item.path}: {item.error}")
+        else:
+            yield item.path, h
+
+
 CompanyId = Annotated[
     int | None,
     typer.Option("--company-id", help="The tenant (company) the rows belong to, e.g. 1.",
@@ -129,19 +153,11 @@ def hash_cmd(
 
     Example:  ahashdb hash photo.jpg scans/*.png
     """
-    from .ingest import Item, hash_many
-
-    failed = 0
+    failures = _Failures()
 
     def rows() -> Iterator[dict[str, Any]]:
-        nonlocal failed
-        items = (Item(path=str(f)) for f in files)
-        for item, h in hash_many(items, workers if len(files) > 1 else 1):
-            if h is None:
-                failed += 1
-                _err(f"{item.path}: {item.error}")
-            else:
-                yield {"hash": to_hex(h), "path": item.path}
+        for path, h in _hash_images(files, workers, failures):
+            yield {"hash": to_hex(h), "path": path}
 
     with _errors(ctx):
         if fmt is Format.table:
@@ -149,7 +165,7 @@ def hash_cmd(
                 typer.echo(f"{row['hash']}  {row['path']}")
         else:
             render(rows(), ("hash", "path"), fmt)
-    if failed:
+    if failures.count:
         raise typer.Exit(1)
 
 
@@ -213,8 +229,6 @@ class _Progress:
         self._t0 = 0.0
 
     def __enter__(self) -> _Progress:
-        import time
-
         self._t0 = time.perf_counter()
         if self._bar is not None:
             self._bar.start()
@@ -227,8 +241,6 @@ class _Progress:
     def advance(self, n: int) -> None:
         if self._bar is None:
             return
-        import time
-
         self._done += n
         rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
         self._bar.update(self._task, advance=n, rate=f"{rate:,.0f} files/s")
@@ -379,7 +391,7 @@ def query(
                                " company)")
         store = _store(ctx)
         queries: list[tuple[str, int, int | None]] = []  # (label, hash, id to leave out)
-        failed = 0
+        failures = _Failures()
         if hash_hex:
             queries = [(h, from_hex(h), None) for h in hash_hex]
         elif meta_id is not None:
@@ -390,15 +402,7 @@ def query(
                 raise InvalidInput(f"meta_id {meta_id}: nothing stored for company {company_id}")
             queries = [(f"meta_id={meta_id}", from_hex(h), rid) for rid, h in stored]
         else:
-            from .ingest import Item, hash_many
-
-            items = (Item(path=str(p)) for p in images or [])
-            for item, h in hash_many(items, None if len(images or []) > 1 else 1):
-                if h is None:
-                    failed += 1
-                    _err(f"{item.path}: {item.error}")
-                else:
-                    queries.append((item.path, h, None))
+            queries = [(path, h, None) for path, h in _hash_images(images or [], None, failures)]
 
         def rows() -> Iterator[dict[str, Any]]:
             for label, h, own_id in queries:
@@ -418,7 +422,7 @@ def query(
 
         render(rows(), MATCH_COLUMNS, fmt)
         store.close()
-    if failed:
+    if failures.count:
         raise typer.Exit(1)
 
 

@@ -52,14 +52,6 @@ class ServerStatus:
     pid: int | None
 
 
-def _ensure_database(admin_url: str, database: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-        if exists.fetchone() is None:
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-
-
 # The embedded server serves one user on one machine: no replicas, so WAL can be minimal
 # (bulk loads into a fresh table then skip WAL), and it can take the share of memory a
 # dedicated server would: a quarter of RAM for shared buffers (128 MB … 4 GB), so a
@@ -90,8 +82,14 @@ def _user() -> str | None:
     return "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
 
 
-def _tune(admin_url: str, pgdata: Path) -> None:
+def _prepare(admin_url: str, pgdata: Path, database: str) -> None:
+    """Create ``database`` if missing and apply :func:`settings` if not yet applied, over
+    one connection (a restart follows only when the settings changed)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if exists.fetchone() is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         row = conn.execute("SELECT current_setting('ahashdb.tuning', true)").fetchone()
         if row and row[0] == TUNING:
             return
@@ -118,8 +116,7 @@ def start(pgdata: Path | None = None, database: str = DATABASE) -> str:
             f"cannot start the embedded PostgreSQL in {pgdata}: {exc}"
             f" (see {pgdata / 'log'})"
         ) from exc
-    _tune(admin, pgdata)
-    _ensure_database(admin, database)
+    _prepare(admin, pgdata, database)
     return server.get_uri(database)
 
 

@@ -59,13 +59,16 @@ def _short(value: object, limit: int = 40) -> str:
 # --- spellings ---------------------------------------------------------------------------
 
 
+def _hex_digits(text: str) -> str:
+    digits = text.strip()
+    return digits[2:] if digits[:2].lower() == "0x" else digits
+
+
 def from_hex(text: str) -> int:
     """Parse 16 hex digits (either case, optional ``0x``) into the unsigned value."""
     if not isinstance(text, str):
         raise InvalidHash(f"hash {_short(text)}: expected a string of 16 hex digits")
-    digits = text.strip()
-    if digits[:2].lower() == "0x":
-        digits = digits[2:]
+    digits = _hex_digits(text)
     if len(digits) != 16 or not _HEXDIGITS.issuperset(digits):
         raise InvalidHash(
             f"hash {_short(text)}: expected exactly 16 hex digits (0-9, a-f), got {len(digits)}"
@@ -219,8 +222,7 @@ def is_hash_spelling(value: object) -> bool:
     if isinstance(value, (imagehash.ImageHash, int, np.integer)) and not isinstance(value, bool):
         return True
     if isinstance(value, str):
-        digits = value.strip()
-        digits = digits[2:] if digits[:2].lower() == "0x" else digits
+        digits = _hex_digits(value)
         return len(digits) == 16 and _HEXDIGITS.issuperset(digits) and not os.path.exists(value)
     return False
 

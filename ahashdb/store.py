@@ -117,9 +117,8 @@ class HashStore:
     """
 
     def __init__(self, url: str | None = None, *, auto_migrate: bool | None = None) -> None:
-        explicit = resolve_database_url(url)
-        self._embedded = explicit is None
-        self.url = explicit if explicit is not None else embedded.start()
+        self._embedded = resolve_database_url(url) is None
+        self.url = database_url(url)
         self.auto_migrate = self._embedded if auto_migrate is None else auto_migrate
         self._conn: psycopg.Connection | None = None
         self._schema_checked = False
@@ -297,7 +296,6 @@ class HashStore:
         if bulk:
             return self._bulk_load(normalized, on_batch)
         conn = self.connection
-        _ensure_stage(conn)
         added = 0
         while True:
             batch = list(itertools.islice(normalized, batch_size))
@@ -314,7 +312,6 @@ class HashStore:
         self, rows: Iterator[tuple[int, int, int, str | None]], on_batch: Any
     ) -> int:
         conn = self.connection
-        _ensure_stage(conn)
         with conn.transaction():
             conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
             conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
@@ -326,6 +323,7 @@ class HashStore:
                 added, seen = _load_empty(conn, rows)
             else:
                 seen = 0
+                _ensure_stage(conn)
                 while batch := list(itertools.islice(rows, 200_000)):
                     _copy(conn, "ahashdb_stage", batch)
                     seen += len(batch)
@@ -551,6 +549,7 @@ def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str
             return len(batch)
     except psycopg.errors.UniqueViolation:
         pass
+    _ensure_stage(conn)
     _copy(conn, "ahashdb_stage", batch)
     cur = conn.execute(
         "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
