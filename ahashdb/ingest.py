@@ -169,6 +169,16 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield n, {k.strip(): v for k, v in record.items() if k is not None}
 
 
+def _record_ids(rec: dict[str, Any]) -> tuple[int, int | None]:
+    """(meta_id, company_id or None) of a manifest or hashes-file record."""
+    if rec.get("meta_id") in (None, ""):
+        raise InvalidInput("no meta_id")
+    cid = rec.get("company_id")
+    return _parse_id("meta_id", rec["meta_id"]), (
+        None if cid in (None, "") else _parse_id("company_id", cid)
+    )
+
+
 def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
     """Items from a manifest: columns ``path``, ``meta_id``, optional ``company_id``, ``source``.
 
@@ -185,11 +195,7 @@ def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
             continue
         full = str(raw_path) if os.path.isabs(str(raw_path)) else str(base / str(raw_path))
         try:
-            if rec.get("meta_id") in (None, ""):
-                raise InvalidInput("no meta_id in this manifest row")
-            mid = _parse_id("meta_id", rec["meta_id"])
-            cid = rec.get("company_id")
-            cid = None if cid in (None, "") else _parse_id("company_id", cid)
+            mid, cid = _record_ids(rec)
         except InvalidInput as exc:
             yield Item(path=full, error=f"{where}: {exc}")
             continue
@@ -207,11 +213,8 @@ def read_hash_rows(
         where = f"{p}:{n}"
         try:
             h = from_hex(str(rec.get("hash", "")))
-            if rec.get("meta_id") in (None, ""):
-                raise InvalidInput("no meta_id")
-            mid = _parse_id("meta_id", rec["meta_id"])
-            cid_raw = rec.get("company_id")
-            cid = company_id if cid_raw in (None, "") else _parse_id("company_id", cid_raw)
+            mid, cid = _record_ids(rec)
+            cid = company_id if cid is None else cid
             if cid is None:
                 raise InvalidInput("no company_id (add the column or pass --company-id)")
         except AhashdbError as exc:
