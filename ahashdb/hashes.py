@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import string
 import warnings
 from pathlib import Path
@@ -173,14 +174,21 @@ def open_image(source: ImageLike) -> Image.Image:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            if path.is_dir():
-                raise ImageError(f"{name}: is a directory, not an image")
-            if path.stat().st_size == 0:
-                raise ImageError(f"{name}: empty file")
+            st = path.stat()
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
         except PermissionError:
             raise ImageError(f"{name}: permission denied") from None
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        except ValueError:
+            raise ImageError(f"{_short(name)}: not a valid path (contains a NUL byte)") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{name}: is a directory, not an image")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"{name}: not a regular file")
+        if st.st_size == 0:
+            raise ImageError(f"{name}: empty file")
         fp = path
     else:
         fp = source
@@ -198,11 +206,17 @@ def open_image(source: ImageLike) -> Image.Image:
         raise ImageError(f"{name}: no such file") from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory, not an image") from None
+    except OSError as exc:
         reason = str(exc) or type(exc).__name__
-        if "truncated" in reason.lower() or isinstance(exc, EOFError):
+        if "truncated" in reason.lower():
             reason = f"truncated or corrupt image ({reason})"
         raise ImageError(f"{name}: {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
+        # (struct.error, IndexError, ValueError, SyntaxError, EOFError, ZeroDivisionError…)
+        reason = str(exc) or type(exc).__name__
+        raise ImageError(f"{name}: corrupt image ({type(exc).__name__}: {reason})") from None
 
 
 def average_hash(source: ImageLike) -> int:
@@ -213,8 +227,9 @@ def average_hash(source: ImageLike) -> int:
     img = open_image(source)
     try:
         return _from_imagehash(imagehash.average_hash(img))
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"{_describe(source)}: cannot hash ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - odd modes and sizes fail in Pillow's convert
+        raise ImageError(f"{_describe(source)}: cannot hash ({type(exc).__name__}: {exc})") \
+            from None
 
 
 def is_hash_spelling(value: object) -> bool:
