@@ -59,6 +59,7 @@ class IngestSummary:
     present: int = 0
     failed: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def seen(self) -> int:
@@ -69,7 +70,8 @@ class IngestSummary:
         """The one-line summary printed at the end."""
         rate = self.seen / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.seen} inputs: {self.added} added, {self.present} already present,"
+            f"{self.seen} inputs{' before the interruption' if self.interrupted else ''}:"
+            f" {self.added} added, {self.present} already present,"
             f" {self.failed} failed ({self.seconds:.1f} s, {rate:.0f}/s)"
         )
 
@@ -146,27 +148,34 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         f = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
+    n = 0
     with f:
-        head = f.read(4096)
-        f.seek(0)
-        is_json = path.suffix.lower() in (".jsonl", ".ndjson", ".json") or head.lstrip()[:1] == "{"
-        if is_json:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(record, dict):
-                    raise InvalidInput(f"{path}:{n}: expected a JSON object")
-                yield n, record
-        else:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames:
-                raise InvalidInput(f"{path}: empty manifest (expected a CSV header)")
-            for n, record in enumerate(reader, 2):
-                yield n, {k.strip(): v for k, v in record.items() if k is not None}
+        try:
+            head = f.read(4096)
+            f.seek(0)
+            is_json = (path.suffix.lower() in (".jsonl", ".ndjson", ".json")
+                       or head.lstrip()[:1] == "{")
+            if is_json:
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InvalidInput(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                    if not isinstance(record, dict):
+                        raise InvalidInput(f"{path}:{n}: expected a JSON object")
+                    yield n, record
+            else:
+                reader = csv.DictReader(f)
+                if not reader.fieldnames:
+                    raise InvalidInput(f"{path}: empty manifest (expected a CSV header)")
+                for n, record in enumerate(reader, 2):
+                    yield n, {str(k).strip(): v for k, v in record.items() if k is not None}
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path}: not UTF-8 text (byte {exc.start} of a read)") from None
+        except csv.Error as exc:
+            raise InvalidInput(f"{path}:{n + 1}: not valid CSV ({exc})") from None
 
 
 def _record_ids(rec: dict[str, Any]) -> tuple[int, int | None]:
@@ -199,8 +208,11 @@ def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
         except InvalidInput as exc:
             yield Item(path=full, error=f"{where}: {exc}")
             continue
-        source = rec.get("source") or full
-        yield Item(path=full, meta_id=mid, company_id=cid, source=str(source))
+        source = str(rec.get("source") or full)
+        if "\x00" in source:
+            yield Item(path=full, error=f"{where}: the path or source contains a NUL byte")
+            continue
+        yield Item(path=full, meta_id=mid, company_id=cid, source=source)
 
 
 def read_hash_rows(
@@ -217,9 +229,13 @@ def read_hash_rows(
             cid = company_id if cid is None else cid
             if cid is None:
                 raise InvalidInput("no company_id (add the column or pass --company-id)")
+            source = rec.get("source") or None
+            if source is not None and "\x00" in str(source):
+                raise InvalidInput("source contains a NUL byte")
         except AhashdbError as exc:
             raise InvalidInput(f"{where}: {exc}") from None
-        yield {"hash": h, "company_id": cid, "meta_id": mid, "source": rec.get("source") or None}
+        yield {"hash": h, "company_id": cid, "meta_id": mid,
+               "source": None if source is None else str(source)}
 
 
 # --- hashing ---------------------------------------------------------------------------------
@@ -261,17 +277,26 @@ def hash_many(
     # At most `window` items are out at a time: the pool's feeder thread blocks on the
     # semaphore, so memory stays flat however long the input is, and workers never idle
     # waiting for a whole window to finish.
-    window = threading.BoundedSemaphore(64 * workers)
+    window = threading.Semaphore(64 * workers)
+    closing = threading.Event()
 
     def throttled() -> Iterator[Item]:
         for item in items:
             window.acquire()
+            if closing.is_set():
+                return
             yield item
 
     with ctx.Pool(workers, initializer=_init_worker) as pool:
-        for result in pool.imap(_hash_item, throttled(), chunksize=2):
+        try:
+            for result in pool.imap(_hash_item, throttled(), chunksize=2):
+                window.release()
+                yield result
+        finally:
+            # Leaving early (stopped, or an error downstream): let the feeder thread out of
+            # its wait, or the pool's shutdown would wait for it forever.
+            closing.set()
             window.release()
-            yield result
 
 
 # --- ingest ----------------------------------------------------------------------------------
@@ -286,8 +311,13 @@ def ingest_files(
     batch_size: int = 1000,
     on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestSummary:
-    """Hash and store every item; bad inputs are reported through ``on_error`` and skipped."""
+    """Hash and store every item; bad inputs are reported through ``on_error`` and skipped.
+
+    When ``stop`` is set (the CLI sets it on Ctrl-C), what has been hashed so far is stored
+    as a last batch and the ingest ends with ``summary.interrupted``.
+    """
     summary = IngestSummary()
     start = time.perf_counter()
     batch: list[tuple[int, int, int, str | None]] = []
@@ -318,6 +348,9 @@ def ingest_files(
                     flush()
             if on_progress is not None:
                 on_progress(1)
+            if stop is not None and stop.is_set():
+                summary.interrupted = True
+                break
         flush()
     finally:
         summary.seconds = time.perf_counter() - start
@@ -330,10 +363,19 @@ def ingest_hashes(
     *,
     batch_size: int = 50_000,
     on_progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestSummary:
-    """Store precomputed hash rows (see :func:`read_hash_rows`)."""
+    """Store precomputed hash rows (see :func:`read_hash_rows`); ``stop`` as in
+    :func:`ingest_files`."""
     summary = IngestSummary()
     start = time.perf_counter()
+
+    def until_stopped() -> Iterator[dict[str, Any]]:
+        for row in rows:
+            if stop is not None and stop.is_set():
+                summary.interrupted = True
+                return
+            yield row
 
     def counted(added: int, seen: int) -> None:
         summary.added += added
@@ -342,7 +384,7 @@ def ingest_hashes(
             on_progress(seen)
 
     try:
-        store.insert_many(rows, batch_size=batch_size, on_batch=counted)
+        store.insert_many(until_stopped(), batch_size=batch_size, on_batch=counted)
     finally:
         summary.seconds = time.perf_counter() - start
     return summary
