@@ -49,6 +49,18 @@ _INDEX_DDL = {
 }
 
 
+_TENANT = "company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint"
+RLS_ENABLE = f"""
+ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
+CREATE POLICY ahashdb_tenant ON image_hashes USING ({_TENANT}) WITH CHECK ({_TENANT});
+"""
+RLS_DISABLE = """
+DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
+ALTER TABLE image_hashes DISABLE ROW LEVEL SECURITY;
+"""
+
+
 def migrations_path() -> Path:
     """The Alembic script folder: inside the installed package, or the source tree's."""
     here = Path(__file__).resolve().parent
@@ -116,10 +128,24 @@ class HashStore:
     Usable as a context manager; :meth:`close` releases the connection.
     """
 
-    def __init__(self, url: str | None = None, *, auto_migrate: bool | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        auto_migrate: bool | None = None,
+        statement_timeout: float | None = None,
+        tenant: int | None = None,
+    ) -> None:
+        """``statement_timeout`` (seconds) cancels any one statement that runs longer;
+        ``tenant`` sets ``ahashdb.company_id`` on the connection, the company that
+        Row-Level Security (:meth:`enable_row_level_security`) lets a restricted role see."""
         self._embedded = resolve_database_url(url) is None
         self.url = database_url(url)
         self.auto_migrate = self._embedded if auto_migrate is None else auto_migrate
+        if statement_timeout is not None and statement_timeout < 0:
+            raise InvalidInput(f"statement_timeout {statement_timeout}: expected 0 or more")
+        self.statement_timeout = statement_timeout
+        self.tenant = None if tenant is None else _check_id("tenant", tenant)
         self._conn: psycopg.Connection | None = None
         self._schema_checked = False
 
@@ -158,6 +184,12 @@ class HashStore:
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {describe_target(self.url)}: {reason}"
             ) from None
+        if self.statement_timeout is not None:
+            conn.execute("SELECT set_config('statement_timeout', %s, false)",
+                         (f"{round(self.statement_timeout * 1000)}ms",))
+        if self.tenant is not None:
+            conn.execute("SELECT set_config('ahashdb.company_id', %s, false)",
+                         (str(self.tenant),))
         return conn
 
     @property
@@ -247,6 +279,32 @@ class HashStore:
         finally:
             engine.dispose()
         self._schema_checked = direction == "upgrade" and revision in ("head", SCHEMA_REVISION)
+
+    # --- tenant isolation -----------------------------------------------------------------
+
+    def enable_row_level_security(self) -> None:
+        """Turn on Row-Level Security for ``image_hashes``.
+
+        Afterwards every role except the table's owner and superusers (and roles with
+        BYPASSRLS) reads and writes only the rows of the company named by the session
+        setting ``ahashdb.company_id`` (``HashStore(tenant=N)`` sets it; in SQL,
+        ``SET ahashdb.company_id = '7'``); without the setting such a role sees no rows.
+        ``ahash_search`` and ``ahash_nearest`` run as the caller, so they obey it too.
+        """
+        with self.connection.transaction():
+            self.connection.execute(RLS_ENABLE)
+
+    def disable_row_level_security(self) -> None:
+        """Turn Row-Level Security off again (drops the policy)."""
+        with self.connection.transaction():
+            self.connection.execute(RLS_DISABLE)
+
+    def row_level_security(self) -> bool:
+        """True when Row-Level Security is on for ``image_hashes``."""
+        row = self.connection.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = 'image_hashes'::regclass"
+        ).fetchone()
+        return bool(row and row[0])
 
     # --- writing --------------------------------------------------------------------------
 
@@ -535,6 +593,10 @@ def _normalize_rows(
             raise type(exc)(f"row {n}: {exc}") from None
 
 
+def _key_order(row: tuple[int, int, int, str | None]) -> tuple[int, int, int]:
+    return row[0], row[1], row[2]
+
+
 def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str | None]]) -> int:
     """Insert a batch, skipping rows already stored; returns how many were added.
 
@@ -543,6 +605,9 @@ def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str
     whole and the batch goes through a staging table and INSERT … ON CONFLICT DO NOTHING,
     which costs about twice as much per row.
     """
+    # Writers that share rows wait on each other's uncommitted keys; taking the keys in one
+    # global order (the primary key's) means they queue instead of deadlocking.
+    batch.sort(key=_key_order)
     try:
         with conn.transaction():
             _copy(conn, "image_hashes", batch)
@@ -554,6 +619,7 @@ def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str
     cur = conn.execute(
         "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
         " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
+        " ORDER BY company_id, meta_id, hash"
         " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
     )
     conn.execute("TRUNCATE ahashdb_stage")
