@@ -11,7 +11,9 @@ import contextlib
 import csv
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,11 +24,11 @@ import psycopg
 import typer
 
 from . import __version__, embedded
-from .config import redact, resolve_database_url
+from .config import describe_target, redact, resolve_database_url
 from .errors import AhashdbError, InvalidInput
 from .hashes import from_hex, to_hex
 from .output import Format, render
-from .store import SCHEMA_REVISION, HashStore
+from .store import SCHEMA_REVISION, HashStore, _check_id
 
 app = typer.Typer(
     name="ahashdb",
@@ -43,6 +45,12 @@ server_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(server_app, name="server")
+rls_app = typer.Typer(
+    help="Row-level security: keep each application role inside one company's rows.\n\n"
+    "Example:  ahashdb rls enable",
+    no_args_is_help=True,
+)
+app.add_typer(rls_app, name="rls")
 
 MATCH_COLUMNS = ("query", "id", "company_id", "meta_id", "hash", "distance", "source")
 
@@ -53,6 +61,7 @@ class State:
 
     database_url: str | None = None
     debug: bool = False
+    target: str | None = None  # host:port/db of the open store, for error lines
 
 
 def _version(value: bool) -> None:
@@ -97,12 +106,31 @@ def _errors(ctx: typer.Context) -> Iterator[None]:
         if state.debug:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, psycopg.errors.QueryCanceled) and "timeout" in message:
+            message += " (raise it with --timeout, 0 for none)"
+        elif isinstance(exc, psycopg.OperationalError) and state.target:
+            message = (f"lost the connection to PostgreSQL at {state.target} ({message});"
+                       " every batch committed before it is stored, re-run to finish")
         _err(f"error: {message}")
         raise typer.Exit(1) from None
 
 
-def _store(ctx: typer.Context) -> HashStore:
-    return HashStore(ctx.obj.database_url)
+def _check_ids(**options: int | None) -> None:
+    """Reject ids outside BIGINT by their option name (``company_id`` → ``--company-id``)."""
+    for name, value in options.items():
+        if value is not None:
+            _check_id(f"--{name.replace('_', '-')}", value)
+
+
+def _store(
+    ctx: typer.Context, *, tenant: int | None = None, timeout: float | None = None
+) -> HashStore:
+    """The command's HashStore. ``tenant`` is the company the command works on (what
+    Row-Level Security admits a restricted role to); ``timeout`` caps each statement."""
+    store = HashStore(ctx.obj.database_url, tenant=tenant,
+                      statement_timeout=timeout or None)
+    ctx.obj.target = describe_target(store.url)
+    return store
 
 
 @dataclass
@@ -144,7 +172,8 @@ FormatOpt = Annotated[
 @app.command("hash")
 def hash_cmd(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Image files to hash.", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(help="Image files to hash.", show_default=False,
+                                                   readable=False)],
     fmt: FormatOpt = Format.table,
     workers: Annotated[int | None, typer.Option(help="Hashing processes (default: all cores).",
                                                 show_default=False)] = None,
@@ -301,7 +330,8 @@ def ingest(
             raise InvalidInput("--company-id is required (the tenant the images belong to)")
         if workers is not None and workers < 1:
             raise InvalidInput(f"--workers {workers}: expected 1 or more")
-        store = _store(ctx)
+        _check_ids(company_id=company_id, meta_id=meta_id)
+        store = _store(ctx, tenant=company_id)
         store.connection  # noqa: B018 - fail fast (unreachable, not migrated) before hashing
         total = len(paths) if paths and all(os.path.isfile(p) for p in paths) else None
         show = not quiet and sys.stderr.isatty()
@@ -311,8 +341,20 @@ def ingest(
             writer = csv.writer(errors_out)
             writer.writerow(["path", "reason"])
         summary = None
+        stop = threading.Event()
+        previous_handler = None
         try:
             with _Progress(show, total) as progress:
+
+                def on_sigint(signum: int, frame: object) -> None:
+                    if stop.is_set():
+                        raise KeyboardInterrupt  # the second Ctrl-C: abandon the open batch
+                    stop.set()
+                    progress.write("interrupted: storing what is hashed, then stopping"
+                                   " (Ctrl-C again to stop at once)")
+
+                if threading.current_thread() is threading.main_thread():
+                    previous_handler = signal.signal(signal.SIGINT, on_sigint)
 
                 def on_error(path: str, reason: str) -> None:
                     progress.write(f"{path}: {reason}")
@@ -321,7 +363,8 @@ def ingest(
 
                 if hashes_file is not None:
                     rows = ing.read_hash_rows(hashes_file, company_id=company_id)
-                    summary = ing.ingest_hashes(store, rows, on_progress=progress.advance)
+                    summary = ing.ingest_hashes(store, rows, on_progress=progress.advance,
+                                                stop=stop)
                 else:
                     if manifest is not None:
                         items = ing.items_from_manifest(manifest)
@@ -330,15 +373,22 @@ def ingest(
                     summary = ing.ingest_files(
                         store, items, company_id=company_id, workers=workers,
                         batch_size=batch_size, on_error=on_error, on_progress=progress.advance,
+                        stop=stop,
                     )
         except KeyboardInterrupt:
             _err("interrupted: every batch before this point is stored; re-run to finish")
             raise typer.Exit(130) from None
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if errors_out is not None:
                 errors_out.close()
             store.close()
     _err(summary.line())
+    if summary.interrupted:
+        _err("interrupted: everything counted above is stored; run the same command again"
+             " to finish")
+        raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -350,7 +400,7 @@ def ingest(
 def query(
     ctx: typer.Context,
     images: Annotated[list[Path] | None, typer.Argument(
-        help="Images to look for.", show_default=False)] = None,
+        help="Images to look for.", show_default=False, readable=False)] = None,
     hash_hex: Annotated[list[str] | None, typer.Option(
         "--hash", help="A hash (16 hex digits) to look for; repeatable.",
         show_default=False)] = None,
@@ -368,6 +418,9 @@ def query(
     nearest: Annotated[int | None, typer.Option(
         help="Return the K closest rows, whatever their distance.", min=0,
         show_default=False)] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Cancel a search statement that runs longer than this many seconds (0: never).",
+        min=0)] = 30.0,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Find stored images that look like the given ones (exact Hamming search).
@@ -389,7 +442,8 @@ def query(
         if company_id is None and not all_companies:
             raise InvalidInput("--company-id is required (or --all-companies to search every"
                                " company)")
-        store = _store(ctx)
+        _check_ids(company_id=company_id, meta_id=meta_id)
+        store = _store(ctx, tenant=company_id, timeout=timeout)
         queries: list[tuple[str, int, int | None]] = []  # (label, hash, id to leave out)
         failures = _Failures()
         if hash_hex:
@@ -448,7 +502,10 @@ def delete(
     if (meta_id is None) == (not ids):
         raise typer.BadParameter("give --meta-id or --id (exactly one)")
     with _errors(ctx):
-        store = _store(ctx)
+        _check_ids(company_id=company_id, meta_id=meta_id)
+        for i in ids or ():
+            _check_ids(id=i)
+        store = _store(ctx, tenant=company_id)
         n = store.delete(company_id=company_id, meta_id=meta_id, ids=ids or None)
         store.close()
     typer.echo(f"deleted {n} row{'s' if n != 1 else ''}")
@@ -465,7 +522,8 @@ def stats(
     Example:  ahashdb stats --company-id 1
     """
     with _errors(ctx):
-        store = _store(ctx)
+        _check_ids(company_id=company_id)
+        store = _store(ctx, tenant=company_id)
         s = store.stats(company_id)
         store.close()
     if fmt in (Format.json, Format.nl):
@@ -497,6 +555,54 @@ def stats(
         typer.echo("")
         render(({"company_id": c, "rows": n} for c, n in s["companies"].items()),
                ("company_id", "rows"), Format.table)
+
+
+# --- rls -------------------------------------------------------------------------------------
+
+
+@rls_app.command("enable")
+def rls_enable(ctx: typer.Context) -> None:
+    """Restrict every role but the table's owner to one company's rows.
+
+    After this, an application role (not the owner, not a superuser, no BYPASSRLS) reads and
+    writes only rows whose company_id equals the session setting ahashdb.company_id, even with
+    hand-written SQL; with the setting unset it sees nothing. Run it as the table's owner.
+
+    Example:  ahashdb rls enable
+    In the application's session:  SET ahashdb.company_id = '7';
+    """
+    with _errors(ctx):
+        store = _store(ctx)
+        store.enable_row_level_security()
+        store.close()
+    typer.echo("row-level security on: roles other than the owner see only the company in"
+               " ahashdb.company_id")
+
+
+@rls_app.command("disable")
+def rls_disable(ctx: typer.Context) -> None:
+    """Turn row-level security off (every role with SELECT sees every company again).
+
+    Example:  ahashdb rls disable
+    """
+    with _errors(ctx):
+        store = _store(ctx)
+        store.disable_row_level_security()
+        store.close()
+    typer.echo("row-level security off")
+
+
+@rls_app.command("status")
+def rls_status(ctx: typer.Context) -> None:
+    """Say whether row-level security is on.
+
+    Example:  ahashdb rls status
+    """
+    with _errors(ctx):
+        store = _store(ctx)
+        on = store.row_level_security()
+        store.close()
+    typer.echo("row-level security on" if on else "row-level security off")
 
 
 # --- server ----------------------------------------------------------------------------------
