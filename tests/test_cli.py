@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import imagehash
@@ -233,29 +228,3 @@ def test_user_errors_are_one_line_without_traceback(store: HashStore, make_datab
     r = runner.invoke(app, ["--debug", "query", "--hash", "xyz", "--company-id", "1"],
                       env={"AHASHDB_DATABASE_URL": store.url})
     assert r.exit_code == 1 and r.exception is not None  # --debug re-raises
-
-
-def test_kill_9_then_rerun_stores_every_file_exactly_once(store: HashStore,
-                                                         tmp_path: Path) -> None:
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(120):
-        photo(i % 12, (200 + i, 150)).save(folder / f"{i + 1}.png")
-    cmd = [sys.executable, "-m", "ahashdb", "ingest", str(folder), "--company-id", "8",
-           "--batch-size", "7", "--quiet"]
-    env = {**os.environ, "AHASHDB_DATABASE_URL": store.url}
-    for delay in (0.9, 1.4, 2.0):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(delay)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        n = store.count(8)
-        assert 0 <= n <= 120 and n % 7 == 0 or n == 120  # whole batches only
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    rows = store.connection.execute(
-        "SELECT meta_id, count(*) FROM image_hashes WHERE company_id = 8 GROUP BY meta_id"
-    ).fetchall()
-    assert sorted(m for m, _ in rows) == list(range(1, 121))
-    assert all(c == 1 for _, c in rows)

@@ -1,0 +1,386 @@
+"""Promises about bad input, crashes, interruptions, concurrency and database faults, each
+tested against the real database (see README, "Guarantees")."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import imagehash
+import psycopg
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ahashdb import HashStore
+from ahashdb.cli import app
+from ahashdb.errors import ImageError
+from ahashdb.hashes import average_hash, to_signed
+from ahashdb.ingest import ingest_files, items_from_paths
+from tests.badimages import BAD, GOOD, write_zoo
+from tests.imagegen import photo
+
+runner = CliRunner()
+CRASH_TRIALS = int(os.environ.get("AHASHDB_CRASH_TRIALS", "20"))
+
+
+def cli(url: str, *args: str, input: str | None = None):  # noqa: A002, ANN201
+    return runner.invoke(app, list(args), env={"AHASHDB_DATABASE_URL": url}, input=input)
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ahashdb", *args]
+
+
+def env_for(url: str) -> dict[str, str]:
+    return {**os.environ, "AHASHDB_DATABASE_URL": url}
+
+
+@functools.cache
+def _base(seed: int) -> Image.Image:
+    return photo(seed, (400, 300))
+
+
+def photo_folder(folder: Path, n: int, ext: str = "png", scale: int = 1) -> Path:
+    """``n`` images named 1.png … n.png: eight pictures at many sizes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        size = (scale * (200 + i % 151), scale * (150 + i % 67))
+        _base(i % 8).resize(size).save(folder / f"{i + 1}.{ext}")
+    return folder
+
+
+def per_meta_counts(store: HashStore, company: int) -> dict[int, int]:
+    return dict(store.connection.execute(
+        "SELECT meta_id, count(*) FROM image_hashes WHERE company_id = %s GROUP BY meta_id",
+        (company,)).fetchall())
+
+
+# --- 1. bad images ---------------------------------------------------------------------------
+
+
+def test_every_bad_file_is_skipped_with_its_reason_and_every_good_one_hashes_like_imagehash(
+    store: HashStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "zoo"
+    write_zoo(folder)
+    os.symlink("loop_b.jpg", folder / "98.jpg")  # a symlink loop: 98 -> loop_b -> 98
+    os.symlink("98.jpg", folder / "loop_b.jpg")
+    os.symlink(".", folder / "again")  # a folder loop, which the walk must not follow
+    result = cli(store.url, "ingest", str(folder), "--company-id", "1", "--workers", "2")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    for name in [*BAD, "98.jpg"]:
+        assert any(line.startswith(f"{folder / name}: ") for line in lines), name
+    assert any(str(folder / "13.png") in line and "decompression bomb" in line for line in lines)
+    assert any(str(folder / "98.jpg") in line and "symbolic links" in line for line in lines)
+    stored = dict(store.connection.execute(
+        "SELECT meta_id, hash FROM image_hashes WHERE company_id = 1").fetchall())
+    expected = {}
+    for name in GOOD:
+        with Image.open(folder / name) as img:
+            expected[int(name.split(".")[0])] = to_signed(int(str(imagehash.average_hash(img)), 16))
+    assert stored == expected
+    # 'loop_b.jpg' has no integer stem, so it fails for that reason (or for the loop).
+    assert f"{len(GOOD)} added, 0 already present, {len(BAD) + 2} failed" in result.stderr
+
+
+def test_a_bomb_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(BAD["13.png"])
+    # VmHWM is this process's own peak (ru_maxrss would carry the forking parent's over).
+    probe = (
+        "import re, sys\n"
+        "from ahashdb.hashes import average_hash\n"
+        "from ahashdb.errors import ImageError\n"
+        "try:\n    average_hash(sys.argv[1])\nexcept ImageError as e:\n    print(e)\n"
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(bomb)], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert "decompression bomb" in out[0]
+    assert int(out[1]) < 200_000  # KiB: the 10-gigapixel canvas was never allocated
+
+
+def test_odd_path_names_are_stored_verbatim(store: HashStore, tmp_path: Path) -> None:
+    names = ["with space.jpg", "quote's \"double\".jpg", "new\nline.jpg", "ünïcødé 写真.jpg",
+             "semi;colon $$ dollar.jpg"]
+    records = []
+    for i, name in enumerate(names):
+        path = tmp_path / name
+        photo(20 + i, (200, 150)).save(path, "JPEG")
+        records.append({"path": name, "meta_id": i + 1})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    result = cli(store.url, "ingest", "--manifest", str(manifest), "--company-id", "2")
+    assert result.exit_code == 0, result.output
+    rows = dict(store.connection.execute(
+        "SELECT meta_id, source FROM image_hashes WHERE company_id = 2").fetchall())
+    assert rows == {i + 1: str(tmp_path / name) for i, name in enumerate(names)}
+
+
+def test_a_file_that_vanishes_after_listing_is_reported_and_the_rest_stored(
+    store: HashStore, tmp_path: Path
+) -> None:
+    folder = photo_folder(tmp_path / "vanish", 6)
+    items = list(items_from_paths([str(folder)]))  # the listing is done
+    (folder / "3.png").unlink()
+    errors: list[tuple[str, str]] = []
+    summary = ingest_files(store, items, company_id=3, workers=2,
+                           on_error=lambda p, r: errors.append((p, r)))
+    assert errors == [(str(folder / "3.png"), "no such file")]
+    assert (summary.added, summary.failed) == (5, 1)
+    assert sorted(per_meta_counts(store, 3)) == [1, 2, 4, 5, 6]
+
+
+def test_an_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
+    folder = tmp_path / "perm"
+    folder.mkdir()
+    photo(1).save(folder / "1.png")
+    photo(2).save(folder / "2.png")
+    (folder / "2.png").chmod(0)
+    for p in (tmp_path, folder, folder / "1.png"):
+        p.chmod(p.stat().st_mode | 0o755 if p.is_dir() else 0o644)
+    # root reads anything, so as root the check runs as the unprivileged 'nobody'.
+    as_nobody = {}
+    if os.geteuid() == 0:
+        import pwd
+
+        nobody = pwd.getpwnam("nobody")
+        as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid}
+        os.chmod(tmp_path.parent, tmp_path.parent.stat().st_mode | 0o711)
+        os.chmod(tmp_path.parent.parent, tmp_path.parent.parent.stat().st_mode | 0o711)
+    result = subprocess.run(
+        cli_command("hash", str(folder / "1.png"), str(folder / "2.png")),
+        capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)},
+        **as_nobody,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{folder / '2.png'}: permission denied"
+    assert result.stdout.startswith(f"{average_hash(folder / '1.png'):016x}  ")
+
+
+# --- 2. crash safety and interruption ---------------------------------------------------------
+
+
+def test_kill_9_at_random_moments_then_rerun_stores_every_file_once(
+    store: HashStore, tmp_path: Path
+) -> None:
+    n, batch = 400, 9
+    folder = photo_folder(tmp_path / "crash", n, "jpg", scale=4)
+    cmd = cli_command("ingest", str(folder), "--company-id", "8", "--batch-size", str(batch),
+                      "--workers", "1", "--quiet")
+    rng = random.Random(20261125)
+    counts = []
+    for _ in range(CRASH_TRIALS):
+        proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(0.3, 2.0))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stored = store.count(8)
+        counts.append(stored)
+        # Batches go in walk order, so a crash leaves whole batches only.
+        assert stored == n or stored % batch == 0, counts
+    assert len(counts) == CRASH_TRIALS
+    assert 0 < counts[0] < n  # the first kill really landed mid-ingest
+    done = subprocess.run(cmd, env=env_for(store.url), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    counts_by_meta = per_meta_counts(store, 8)
+    assert sorted(counts_by_meta) == list(range(1, n + 1))
+    assert set(counts_by_meta.values()) == {1}
+    sources = {r[0] for r in store.connection.execute(
+        "SELECT source FROM image_hashes WHERE company_id = 8")}
+    assert sources == {str(folder / f"{i}.jpg") for i in range(1, n + 1)}  # no orphans
+
+
+def test_ctrl_c_finishes_the_current_batch_reports_and_exits_130(
+    store: HashStore, tmp_path: Path
+) -> None:
+    n = 300
+    folder = photo_folder(tmp_path / "sigint", n)
+    cmd = cli_command("ingest", str(folder), "--company-id", "9", "--batch-size", "10",
+                      "--workers", "2")
+    proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while store.count(9) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    summary = re.search(r"(\d+) inputs before the interruption: (\d+) added", err)
+    assert summary, err
+    seen, added = int(summary[1]), int(summary[2])
+    assert 0 < added == seen < n
+    assert store.count(9) == added  # what it said it stored is what is stored
+    assert "run the same command again" in err
+    again = subprocess.run(cmd, env=env_for(store.url), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{n - added} added, {added} already present, 0 failed" in again.stderr
+    assert sorted(per_meta_counts(store, 9)) == list(range(1, n + 1))
+
+
+# --- 3. concurrency --------------------------------------------------------------------------
+
+
+def test_four_overlapping_ingests_at_once_store_each_file_once(
+    store: HashStore, tmp_path: Path
+) -> None:
+    n = 160
+    folder = photo_folder(tmp_path / "overlap", n)
+    procs = []
+    for k in range(4):
+        subset = [folder / f"{i}.png" for i in range(1, n + 1) if (i + k) % 4 != 0]
+        random.Random(k).shuffle(subset)
+        proc = subprocess.Popen(
+            cli_command("ingest", "-", "--company-id", "4", "--batch-size", "7", "--quiet"),
+            env=env_for(store.url), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        procs.append((proc, "".join(f"{p}\n" for p in subset)))
+    added = 0
+    for proc, stdin in procs:
+        _, err = proc.communicate(stdin, timeout=300)
+        assert proc.returncode == 0, err
+        assert "deadlock" not in err
+        added += int(re.search(r"(\d+) added", err)[1])
+    assert added == n
+    assert per_meta_counts(store, 4) == {i: 1 for i in range(1, n + 1)}
+
+
+def test_concurrent_writers_of_the_same_rows_never_deadlock(store: HashStore) -> None:
+    rows = [(h * 0x9E3779B97F4A7C15 % (1 << 64), 5, h % 997) for h in range(20_000)]
+    results: list[int] = []
+    failures: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        mine = rows[:]
+        random.Random(seed).shuffle(mine)
+        try:
+            with HashStore(store.url) as s:
+                results.append(s.insert_many(mine, batch_size=500))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert sum(results) == len(rows) == store.count(5)
+
+
+def test_searches_during_an_ingest_see_consistent_results(store: HashStore) -> None:
+    base = [(h * 0x2545F4914F6CDD1D % (1 << 64), 6, h) for h in range(2_000)]
+    store.insert_many(base)
+    queries = [v for v, _, _ in base[:20]]
+    before = [store.search(q, company_id=6, max_distance=12) for q in queries]
+    stop = threading.Event()
+
+    def ingest_elsewhere() -> None:
+        with HashStore(store.url) as s:
+            i = 0
+            while not stop.is_set():
+                s.insert_many(((v ^ 1, 7, i + m) for v, _, m in base), batch_size=500)
+                i += 10_000
+
+    t = threading.Thread(target=ingest_elsewhere)
+    t.start()
+    try:
+        for _ in range(5):
+            assert [store.search(q, company_id=6, max_distance=12) for q in queries] == before
+    finally:
+        stop.set()
+        t.join()
+    assert store.count(7) > 0
+
+
+# --- 4. database faults ----------------------------------------------------------------------
+
+
+def test_database_down_at_start_is_one_line_naming_host_and_port(tmp_path: Path) -> None:
+    folder = photo_folder(tmp_path / "down", 3)
+    url = "postgresql://app:s3cret-pw@127.0.0.1:1/ahashdb"
+    for args in (("ingest", str(folder), "--company-id", "1"),
+                 ("query", "--hash", "0123456789abcdef", "--company-id", "1"),
+                 ("migrate",), ("stats",)):
+        result = cli(url, *args)
+        assert result.exit_code == 1, args
+        assert result.stderr.startswith("error: cannot connect to PostgreSQL at 127.0.0.1:1")
+        assert result.stderr.count("\n") == 1
+        assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+
+
+def test_connection_killed_mid_ingest_loses_nothing_and_rerun_completes(
+    store: HashStore, tmp_path: Path
+) -> None:
+    n, batch = 300, 10
+    folder = photo_folder(tmp_path / "fault", n)
+    cmd = cli_command("ingest", str(folder), "--company-id", "10", "--batch-size", str(batch))
+    proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while store.count(10) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed = store.connection.execute(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'ahashdb'"
+        " AND pid <> pg_backend_pid()").fetchone()[0]
+    assert killed >= 1
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: lost the connection to PostgreSQL at "), last
+    assert "re-run" in last
+    stored = store.count(10)
+    assert 0 < stored < n and stored % batch == 0  # whole batches only
+    again = subprocess.run(cmd, env=env_for(store.url), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert per_meta_counts(store, 10) == {i: 1 for i in range(1, n + 1)}
+
+
+def test_statement_timeout_cancels_long_statements(store: HashStore) -> None:
+    with HashStore(store.url, statement_timeout=0.2) as s:
+        assert s.connection.execute("SHOW statement_timeout").fetchone()[0] == "200ms"
+        t0 = time.perf_counter()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            s.connection.execute("SELECT pg_sleep(5)")
+        assert time.perf_counter() - t0 < 2
+    store.insert_many(((i * 0x9E3779B97F4A7C15) % (1 << 64), 11, i) for i in range(100_000))
+    # A distance-40 search scans all 100,000 rows: far longer than a millisecond.
+    result = cli(store.url, "query", "--hash", "0123456789abcdef", "--company-id", "11",
+                 "--max-distance", "40", "--timeout", "0.001")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: canceling statement due to statement timeout")
+    assert "--timeout" in result.stderr and result.stderr.count("\n") == 1
+    ok = cli(store.url, "query", "--hash", "0123456789abcdef", "--company-id", "11",
+             "--max-distance", "4", "--timeout", "30")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_image_errors_are_ahashdb_errors_that_name_the_input(tmp_path: Path) -> None:
+    for name, data in BAD.items():
+        if not data:
+            continue
+        with pytest.raises(ImageError, match=re.escape("<") + r"\d+ bytes>: "):
+            average_hash(data)
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(ImageError, match=re.escape(str(p)) + ": "):
+            average_hash(p)

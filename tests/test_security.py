@@ -1,0 +1,204 @@
+"""Tenant isolation (scoping, Row-Level Security with real roles) and hostile input reaching
+SQL only as bound parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from ahashdb import HashStore
+from ahashdb.cli import app
+from ahashdb.errors import AhashdbError, InvalidHash, InvalidInput
+from ahashdb.hashes import from_hex
+from tests.imagegen import photo
+
+runner = CliRunner()
+HOSTILE = ["'", "''; DROP TABLE image_hashes; --", "a;b", "$$", "$tag$ x $tag$", "\\", '"',
+           "Robert'); DELETE FROM image_hashes WHERE ('1'='1", "x" * 10_240, "é ü 写真 🙂"]
+
+
+def cli(url: str, *args: str, input: str | None = None):  # noqa: A002, ANN201
+    return runner.invoke(app, list(args), env={"AHASHDB_DATABASE_URL": url}, input=input)
+
+
+# --- scoping ---------------------------------------------------------------------------------
+
+
+def test_reads_are_scoped_to_one_company_unless_all_companies_is_explicit(
+    store: HashStore,
+) -> None:
+    store.insert_many([(0x0F, 1, 1), (0x0F, 2, 2)])
+    with pytest.raises(InvalidInput, match="company_id is required"):
+        store.search(0x0F)
+    with pytest.raises(InvalidInput, match="company_id is required"):
+        store.nearest(0x0F)
+    assert [m.company_id for m in store.search(0x0F, company_id=1)] == [1]
+    assert [m.company_id for m in store.nearest(0x0F, company_id=2)] == [2]
+    assert sorted(m.company_id for m in store.search(0x0F, all_companies=True)) == [1, 2]
+    r = cli(store.url, "query", "--hash", "000000000000000f")
+    assert r.exit_code == 1 and "--company-id is required" in r.stderr
+    r = cli(store.url, "query", "--hash", "000000000000000f", "--company-id", "1", "-f", "nl")
+    assert [json.loads(line)["company_id"] for line in r.stdout.splitlines()] == [1]
+    r = cli(store.url, "query", "--hash", "000000000000000f", "--all-companies", "-f", "nl")
+    assert sorted(json.loads(line)["company_id"] for line in r.stdout.splitlines()) == [1, 2]
+
+
+# --- row-level security ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_roles(store: HashStore):  # noqa: ANN201
+    """Two login roles with ordinary application grants (not owners, no BYPASSRLS)."""
+    conn = store.connection
+    can = conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles"
+                       " WHERE rolname = current_user").fetchone()[0]
+    if not can:
+        pytest.fail("the test database role needs CREATEROLE to test row-level security")
+    names = [f"ahashdb_app_{os.getpid()}_{k}" for k in ("a", "b")]
+    for name in names:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw' NOSUPERUSER NOBYPASSRLS")
+                     .format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON image_hashes, ahash_chunk_masks"
+                             " TO {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT SELECT ON alembic_version TO {}")
+                     .format(sql.Identifier(name)))
+    base = make_url(store.url)
+    urls = [base.set(username=n, password="pw").render_as_string(False) for n in names]
+    yield urls
+    store.disable_row_level_security()
+    for name in names:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_row_level_security_keeps_each_role_inside_its_company(
+    store: HashStore, app_roles: list[str]
+) -> None:
+    store.insert_many([(0x00FF, 1, 10), (0x00FE, 1, 11), (0x00FF, 2, 20), (0x00FD, 2, 21)])
+    url_a, url_b = app_roles
+    assert not store.row_level_security()
+    with HashStore(url_a, auto_migrate=False) as before:
+        assert before.count() == 4  # no RLS yet: grants alone let it read every tenant
+    r = cli(store.url, "rls", "enable")
+    assert r.exit_code == 0 and "on" in r.stdout
+    assert store.row_level_security() and store.count() == 4  # the owner is not restricted
+
+    with HashStore(url_a, auto_migrate=False, tenant=1) as a:
+        assert a.count() == 2
+        assert {m.meta_id for m in a.search(0x00FF, all_companies=True, max_distance=64)} \
+            == {10, 11}
+        assert a.search(0x00FF, company_id=2, max_distance=64) == []
+        assert [m.meta_id for m in a.search(0x00FF, company_id=1, max_distance=2)] == [10, 11]
+        assert a.search(0x00FF, company_id=2, max_distance=2) == []  # the index plan too
+        assert a.nearest(0x00FF, company_id=2, k=5) == []
+        rows = a.connection.execute("SELECT company_id FROM image_hashes").fetchall()
+        assert {r[0] for r in rows} == {1}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            a.insert(0x1234, company_id=2, meta_id=99)
+        assert a.insert(0x1234, company_id=1, meta_id=99) is not None
+        # Hand-written SQL cannot widen it: a DELETE of everything removes only its own rows.
+        assert a.connection.execute("DELETE FROM image_hashes WHERE meta_id = 99").rowcount == 1
+        # ...and switching the setting to another tenant is what the application controls;
+        # without any setting the role sees nothing.
+        a.connection.execute("RESET ahashdb.company_id")
+        assert a.count() == 0
+
+    with HashStore(url_b, auto_migrate=False, tenant=2) as b:
+        assert sorted(m.meta_id for m in b.search(0x00FF, company_id=2, max_distance=64)) \
+            == [20, 21]
+        assert b.search(0x00FF, company_id=1, max_distance=64) == []
+
+    # The CLI sets the tenant from --company-id, so it works for a restricted role too.
+    r = cli(url_b, "query", "--hash", "00000000000000ff", "--company-id", "2", "-f", "nl")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 2
+    r = cli(url_b, "query", "--hash", "00000000000000ff", "--all-companies", "-f", "nl")
+    assert r.exit_code == 0 and r.stdout == ""
+    assert store.count() == 4  # nothing of the owner's view was lost
+    assert cli(store.url, "rls", "disable").exit_code == 0
+    with HashStore(url_a, auto_migrate=False) as after:
+        assert after.count() == 4
+
+
+# --- hostile strings -------------------------------------------------------------------------
+
+
+def test_hostile_sources_are_stored_verbatim_and_nul_is_rejected(store: HashStore) -> None:
+    rows = [(0x1000 + i, 1, i, s) for i, s in enumerate(HOSTILE)]
+    assert store.insert_many(rows) == len(HOSTILE)
+    got = dict(store.connection.execute(
+        "SELECT meta_id, source FROM image_hashes ORDER BY meta_id").fetchall())
+    assert got == {i: s for i, s in enumerate(HOSTILE)}
+    assert store.insert(0x99, company_id=1, meta_id=500, source=HOSTILE[1]) is not None
+    with pytest.raises(InvalidInput, match="NUL"):
+        store.insert_many([(0x2000, 1, 1000, "a\x00b")])
+    with pytest.raises(InvalidInput, match="NUL"):
+        store.insert(0x2000, company_id=1, meta_id=1000, source="a\x00b")
+    assert store.count() == len(HOSTILE) + 1
+
+
+@pytest.mark.parametrize("text", [*HOSTILE, "\x00" * 16, "0123456789abcde\x00", "g" * 16, ""])
+def test_hostile_hex_is_rejected_with_a_short_clear_message(
+    store: HashStore, text: str
+) -> None:
+    with pytest.raises(InvalidHash, match="expected") as info:
+        from_hex(text)
+    assert len(str(info.value)) < 200
+    with pytest.raises(AhashdbError):
+        store.search(text, company_id=1)
+    r = cli(store.url, "query", "--hash", text, "--company-id", "1")
+    assert r.exit_code == 1 and r.stderr.startswith("error: hash ")
+    assert r.stderr.count("\n") == 1 and len(r.stderr) < 200
+    assert store.connection.execute("SELECT to_regclass('image_hashes')").fetchone()[0]
+
+
+def test_hostile_manifest_fields_are_stored_verbatim_or_rejected_per_row(
+    store: HashStore, tmp_path: Path
+) -> None:
+    image = tmp_path / "img.jpg"
+    photo(3, (200, 150)).save(image)
+    records = [{"path": "img.jpg", "meta_id": i + 1, "source": s} for i, s in enumerate(HOSTILE)]
+    records += [
+        {"path": "img.jpg", "meta_id": "1; DROP TABLE image_hashes", "source": "x"},
+        {"path": "img.jpg", "meta_id": str(2**63), "source": "x"},
+        {"path": "img.jpg", "meta_id": 77, "company_id": "$$", "source": "x"},
+        {"path": "img.jpg", "meta_id": 78, "source": "nul\x00byte"},
+        {"path": "no\x00such.jpg", "meta_id": 79},
+        {"path": "x" * 10_240 + ".jpg", "meta_id": 80},
+        {"path": "'; DROP TABLE image_hashes; --.jpg", "meta_id": 81},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    r = cli(store.url, "ingest", "--manifest", str(manifest), "--company-id", "3")
+    assert r.exit_code == 1
+    assert "Traceback" not in r.output
+    assert f"{len(HOSTILE)} added, 0 already present, 7 failed" in r.stderr
+    assert "expected an integer" in r.stderr and "outside the BIGINT range" in r.stderr
+    assert "NUL byte" in r.stderr and "File name too long" in r.stderr
+    got = dict(store.connection.execute(
+        "SELECT meta_id, source FROM image_hashes WHERE company_id = 3").fetchall())
+    assert got == {i + 1: s for i, s in enumerate(HOSTILE)}
+
+
+@pytest.mark.parametrize("args", [
+    ("query", "--hash", "0000000000000000", "--company-id", str(2**63)),
+    ("query", "--hash", "0000000000000000", "--company-id", str(-(2**63) - 1)),
+    ("ingest", "-", "--company-id", "1", "--meta-id", str(2**64)),
+    ("delete", "--company-id", "1", "--id", str(2**63)),
+    ("stats", "--company-id", str(10**30)),
+])
+def test_ids_outside_bigint_are_rejected_naming_the_option(
+    store: HashStore, args: tuple[str, ...]
+) -> None:
+    r = cli(store.url, *args, input="")
+    assert r.exit_code == 1, r.output
+    assert "outside the BIGINT range" in r.stderr and r.stderr.startswith("error: --")
+    with pytest.raises(InvalidInput, match="outside the BIGINT range"):
+        store.insert(0x1, company_id=2**63, meta_id=1)
