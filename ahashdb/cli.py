@@ -393,6 +393,79 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command("import-milvus")
+def import_milvus(
+    ctx: typer.Context,
+    uri: Annotated[str, typer.Option(
+        help="Milvus server URL (http://host:19530) or a Milvus Lite .db file.",
+        show_default=False)],
+    collection: Annotated[str, typer.Option(help="The collection to import.",
+                                            show_default=False)],
+    vector_field: Annotated[str | None, typer.Option(
+        help="The hash field: BINARY_VECTOR dim 64, or FLOAT_VECTOR dim 64 of 0/1"
+        " (default: the collection's only vector field).", show_default=False)] = None,
+    meta_field: Annotated[str, typer.Option(help="The meta_id field.")] = "meta_id",
+    company_field: Annotated[str, typer.Option(help="The company_id field.")] = "company_id",
+    company_id: Annotated[int | None, typer.Option(
+        "--company-id", help="One company for every row, when the collection has no"
+        " company field.", show_default=False)] = None,
+    bit_order: Annotated[str, typer.Option(
+        help="Bit order of binary vectors: msb (numpy.packbits of imagehash's array), lsb"
+        " (Milvus's examples), or auto (decided from --sample images).")] = "msb",
+    sample: Annotated[list[Path] | None, typer.Option(
+        help="An image named <meta_id>.ext that is in the collection: checks (or with"
+        " --bit-order auto, decides) the bit order; repeatable.", show_default=False,
+        readable=False)] = None,
+    audit: Annotated[int, typer.Option(
+        help="Afterwards re-run N of the collection's own top-10 searches in Milvus and in"
+        " ahashdb (exact Hamming) and report how many differ.", min=0)] = 0,
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction.", min=1)] = 10_000,
+    token: Annotated[str | None, typer.Option(
+        envvar="MILVUS_TOKEN", help="Milvus token (user:password), if the server needs one.",
+        show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Copy a Milvus collection's aHashes (with meta_id, company_id) into ahashdb.
+
+    Idempotent: re-running adds only what is missing. Needs pip install 'ahashdb[milvus]'.
+
+    Examples:
+      ahashdb import-milvus --uri http://milvus:19530 --collection images --audit 100
+      ahashdb import-milvus --uri milvus.db --collection images --bit-order auto --sample 42.jpg
+    """
+    from . import milvus
+    from .hashes import average_hash
+    from .ingest import meta_id_from_stem
+
+    with _errors(ctx):
+        _check_ids(company_id=company_id)
+        samples = []
+        for path in sample or ():
+            mid = meta_id_from_stem(str(path))
+            if mid is None:
+                raise InvalidInput(f"{path}: name a sample <meta_id>.ext")
+            samples.append((mid, average_hash(path)))
+        store = _store(ctx, tenant=company_id)
+        show = not quiet and sys.stderr.isatty()
+        t0 = time.perf_counter()
+        try:
+            with _Progress(show, None) as progress:
+                result = milvus.import_collection(
+                    store, uri, collection, vector_field=vector_field, meta_field=meta_field,
+                    company_field=None if company_id is not None else company_field,
+                    company_id=company_id, bit_order=bit_order, samples=samples,
+                    audit=audit, batch_size=batch_size, token=token,
+                    on_progress=progress.advance)
+        finally:
+            store.close()
+        seconds = time.perf_counter() - t0
+        _err(f"{result.seen} rows from {collection}: {result.added} added,"
+             f" {result.present} already present (bit order {result.bit_order},"
+             f" {seconds:.1f} s, {result.seen / max(seconds, 1e-9):,.0f} rows/s)")
+        if result.audit is not None:
+            typer.echo(result.audit.line())
+
+
 # --- query -----------------------------------------------------------------------------------
 
 
