@@ -34,7 +34,7 @@ from .hashes import (
 __all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 TWO64 = 1 << 64
 
@@ -306,6 +306,76 @@ class HashStore:
         ).fetchone()
         return bool(row and row[0])
 
+    # --- layout ---------------------------------------------------------------------------
+
+    def partitions(self) -> int:
+        """How many hash partitions (by company_id) ``image_hashes`` has; 1 when plain."""
+        row = self.connection.execute(
+            "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM pg_inherits"
+            " WHERE inhparent = c.oid) ELSE 1 END FROM pg_class c"
+            " WHERE c.oid = 'image_hashes'::regclass").fetchone()
+        return int(row[0]) if row else 1
+
+    def partition(self, partitions: int) -> None:
+        """Rebuild ``image_hashes`` hash-partitioned by company_id into ``partitions`` tables
+        (``1``: back to one plain table), in one transaction that locks out writers.
+
+        Rows keep their ids; indexes, grants and row-level security carry over; the SQL
+        functions keep working unchanged (each company lives in one partition, so a
+        company-scoped search touches one partition's indexes). Then VACUUM ANALYZE.
+        """
+        if isinstance(partitions, bool) or not isinstance(partitions, int) \
+                or not 1 <= partitions <= 1024:
+            raise InvalidInput(f"partitions {partitions!r}: expected 1 to 1024")
+        conn = self.connection
+        with conn.transaction():
+            conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
+            conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            owner, rls, acl = conn.execute(
+                "SELECT pg_get_userbyid(relowner), relrowsecurity, relacl FROM pg_class"
+                " WHERE oid = 'image_hashes'::regclass").fetchone()
+            grants = conn.execute(
+                "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
+                " ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type"
+                " FROM pg_class c, aclexplode(c.relacl) a"
+                " WHERE c.oid = 'image_hashes'::regclass AND a.grantee <> c.relowner"
+            ).fetchall() if acl else []
+            conn.execute("ALTER TABLE image_hashes RENAME TO ahashdb_old_image_hashes")
+            for name in _INDEX_DDL:
+                conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(name), sql.Identifier(f"ahashdb_old_{name}")))
+            by_company = sql.SQL(" PARTITION BY HASH (company_id)" if partitions > 1 else "")
+            conn.execute(sql.SQL(
+                "CREATE TABLE image_hashes (LIKE ahashdb_old_image_hashes INCLUDING DEFAULTS"
+                " INCLUDING GENERATED INCLUDING IDENTITY INCLUDING COMMENTS){}").format(
+                    by_company))
+            for i in range(partitions if partitions > 1 else 0):
+                conn.execute(sql.SQL(
+                    "CREATE TABLE {} PARTITION OF image_hashes"
+                    " FOR VALUES WITH (MODULUS {}, REMAINDER {})").format(
+                        sql.Identifier(f"image_hashes_p{i}"), sql.Literal(partitions),
+                        sql.Literal(i)))
+            conn.execute(
+                "INSERT INTO image_hashes (id, company_id, meta_id, hash, source, created_at)"
+                " OVERRIDING SYSTEM VALUE SELECT id, company_id, meta_id, hash, source,"
+                " created_at FROM ahashdb_old_image_hashes")
+            conn.execute(
+                "SELECT setval(pg_get_serial_sequence('image_hashes', 'id'),"
+                " coalesce((SELECT max(id) FROM image_hashes), 0) + 1, false)")
+            for ddl in _INDEX_DDL.values():
+                conn.execute(ddl)
+            # The one SQL-standard function that names the table is bound to it: rebind.
+            conn.execute(_rows_estimate_function())
+            conn.execute("DROP TABLE ahashdb_old_image_hashes")
+            for grantee, privilege in grants:
+                conn.execute(sql.SQL("GRANT {} ON image_hashes TO {}").format(
+                    sql.SQL(privilege), sql.SQL(grantee)))
+            conn.execute(sql.SQL("ALTER TABLE image_hashes OWNER TO {}").format(
+                sql.Identifier(owner)))
+            if rls:
+                conn.execute(RLS_ENABLE)
+        conn.execute("VACUUM (ANALYZE) image_hashes")
+
     # --- writing --------------------------------------------------------------------------
 
     def insert(
@@ -397,7 +467,9 @@ class HashStore:
         # Statistics for the planner and for ahash_search's plan choice. (Rows loaded with
         # COPY FREEZE are already all-visible, so index-only scans need no VACUUM; after
         # the other path autovacuum sets the visibility map.)
-        conn.execute("ANALYZE image_hashes")
+        # Partitions cannot be loaded with FREEZE: VACUUM sets their visibility maps.
+        conn.execute("VACUUM (ANALYZE) image_hashes" if self.partitions() > 1
+                     else "ANALYZE image_hashes")
         if on_batch is not None:
             on_batch(added, seen)
         return added
@@ -515,12 +587,17 @@ class HashStore:
             f" FROM image_hashes {where}",
             params,
         ).fetchone()
+        # A partitioned table's sizes are its partitions' (the parent stores nothing).
+        tables = ("SELECT 'image_hashes'::regclass UNION ALL SELECT inhrelid FROM pg_inherits"
+                  " WHERE inhparent = 'image_hashes'::regclass")
         sizes = conn.execute(
-            "SELECT pg_table_size('image_hashes'), pg_indexes_size('image_hashes')"
+            f"SELECT sum(pg_table_size(t)), sum(pg_indexes_size(t)) FROM ({tables}) AS p(t)"
         ).fetchone()
         indexes = conn.execute(
-            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid)"
-            " FROM pg_index WHERE indrelid = 'image_hashes'::regclass ORDER BY 1"
+            "SELECT coalesce(pi.inhparent, i.indexrelid)::regclass::text,"
+            " sum(pg_relation_size(i.indexrelid))::bigint"
+            f" FROM pg_index i LEFT JOIN pg_inherits pi ON pi.inhrelid = i.indexrelid"
+            f" WHERE i.indrelid IN ({tables}) GROUP BY 1 ORDER BY 1"
         ).fetchall()
         version = conn.execute("SHOW server_version").fetchone()
         total = sum(n for _, n in per_company)
@@ -534,8 +611,9 @@ class HashStore:
             "companies": {c: n for c, n in per_company},
             "all_zero_hashes": degenerate[0] if degenerate else 0,
             "all_one_hashes": degenerate[1] if degenerate else 0,
-            "table_bytes": sizes[0] if sizes else 0,
-            "index_bytes": sizes[1] if sizes else 0,
+            "partitions": self.partitions(),
+            "table_bytes": int(sizes[0] or 0) if sizes else 0,
+            "index_bytes": int(sizes[1] or 0) if sizes else 0,
             "indexes": {name: size for name, size in indexes},
         }
 
@@ -626,6 +704,19 @@ def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str
     return max(cur.rowcount, 0)
 
 
+def _rows_estimate_function() -> str:
+    """migration 0003's ahash_company_rows_estimate, as CREATE OR REPLACE."""
+    import importlib.util
+
+    path = migrations_path() / "versions" / "0003_multi_index_hashing.py"
+    spec = importlib.util.spec_from_file_location("ahashdb_migration_0003", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.AHASH_COMPANY_ROWS_ESTIMATE.replace("CREATE FUNCTION",
+                                                      "CREATE OR REPLACE FUNCTION", 1)
+
+
 def _load_empty(
     conn: psycopg.Connection, rows: Iterator[tuple[int, int, int, str | None]]
 ) -> tuple[int, int]:
@@ -638,9 +729,11 @@ def _load_empty(
     conn.execute("TRUNCATE image_hashes")
     conn.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
     seen = 0
+    kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'image_hashes'::regclass")
+    partitioned = (kind.fetchone() or ("r",))[0] == "p"  # COPY cannot FREEZE those
     statement = (
         "COPY image_hashes (company_id, meta_id, hash, source) FROM STDIN"
-        " (FORMAT BINARY, FREEZE)"
+        f" (FORMAT BINARY{'' if partitioned else ', FREEZE'})"
     )
     with conn.cursor().copy(statement) as copy:
         copy.set_types(["int8", "int8", "int8", "text"])
