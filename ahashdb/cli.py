@@ -617,6 +617,8 @@ def stats(
         ("companies", f"{len(s['companies']):,}"),
         ("all-zero hashes", f"{s['all_zero_hashes']:,}"),
         ("all-one hashes", f"{s['all_one_hashes']:,}"),
+        ("partitions", f"{s['partitions']} (hash by company_id)" if s["partitions"] > 1
+         else "none"),
         ("table size", f"{s['table_bytes'] / 2**20:,.1f} MB"),
         ("index size", f"{s['index_bytes'] / 2**20:,.1f} MB"
                        f" ({s['index_bytes'] / rows:,.0f} bytes/row)"),
@@ -628,6 +630,35 @@ def stats(
         typer.echo("")
         render(({"company_id": c, "rows": n} for c, n in s["companies"].items()),
                ("company_id", "rows"), Format.table)
+
+
+# --- partition -------------------------------------------------------------------------------
+
+
+@app.command()
+def partition(
+    ctx: typer.Context,
+    partitions: Annotated[int, typer.Argument(
+        help="How many hash partitions by company_id (1: one plain table).", min=1,
+        max=1024, show_default=False)],
+) -> None:
+    """Rebuild image_hashes hash-partitioned by company_id (or back to one table).
+
+    One transaction: writers wait, readers of the old table finish first; ids, indexes,
+    grants and row-level security carry over, and every SQL function works unchanged.
+    See docs/scaling.md for when it pays.
+
+    Example:  ahashdb partition 16
+    """
+    with _errors(ctx):
+        store = _store(ctx)
+        t0 = time.perf_counter()
+        before = store.partitions()
+        store.partition(partitions)
+        rows = store.count()
+        store.close()
+    typer.echo(f"image_hashes: {partitions} partition{'s' if partitions > 1 else ''}"
+               f" (was {before}), {rows:,} rows, {time.perf_counter() - t0:.1f} s")
 
 
 # --- rls -------------------------------------------------------------------------------------
