@@ -491,6 +491,9 @@ def query(
     nearest: Annotated[int | None, typer.Option(
         help="Return the K closest rows, whatever their distance.", min=0,
         show_default=False)] = None,
+    orientations: Annotated[bool, typer.Option(
+        "--orientations", help="Also match flipped and 90°/180°/270°-rotated copies (the"
+        " 8 orientations of the hash grid); adds an orientation column.")] = False,
     timeout: Annotated[float, typer.Option(
         help="Cancel a search statement that runs longer than this many seconds (0: never).",
         min=0)] = 30.0,
@@ -505,6 +508,7 @@ def query(
       ahashdb query new.jpg --company-id 1
       ahashdb query --hash ffd7918181c9ffff --company-id 1 --max-distance 4 -f json
       ahashdb query --meta-id 42 --company-id 1 --nearest 5
+      ahashdb query mirrored.jpg --company-id 1 --orientations
     """
     given = sum(bool(x) for x in (images, hash_hex)) + (meta_id is not None)
     if given != 1:
@@ -536,18 +540,19 @@ def query(
                 extra = 1 if own_id is not None else 0
                 if nearest is not None:
                     found = store.nearest(h, company_id=company_id, k=nearest + extra,
-                                          all_companies=all_companies)
+                                          all_companies=all_companies,
+                                          orientations=orientations)
                 else:
                     found = store.search(
                         h, company_id=company_id, max_distance=max_distance,
                         limit=None if limit is None else limit + extra,
-                        all_companies=all_companies)
+                        all_companies=all_companies, orientations=orientations)
                 found = [m for m in found if m.id != own_id]
                 cut = nearest if nearest is not None else limit
                 for m in found[:cut] if cut is not None else found:
                     yield {"query": label, **m.as_dict()}
 
-        render(rows(), MATCH_COLUMNS, fmt)
+        render(rows(), (*MATCH_COLUMNS, "orientation") if orientations else MATCH_COLUMNS, fmt)
         store.close()
     if failures.count:
         raise typer.Exit(1)

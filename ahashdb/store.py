@@ -7,6 +7,7 @@ over these methods, and SQL users call the same functions (``ahash_search``,
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -86,6 +87,8 @@ class Match:
     hash: str
     distance: int
     source: str | None
+    #: With ``orientations=True``: the flip/rotation of the query that matched this row.
+    orientation: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The match as a plain dict (for JSON/CSV output)."""
@@ -530,21 +533,48 @@ class HashStore:
         max_distance: int = 10,
         limit: int | None = None,
         all_companies: bool = False,
+        orientations: bool = False,
     ) -> list[Match]:
         """Every stored hash within ``max_distance`` bits, closest first (ties by id).
 
         Exact, through ``ahash_search`` (multi-index hashing; a scan where that is cheaper).
-        Scoped to ``company_id`` unless ``all_companies=True``.
+        Scoped to ``company_id`` unless ``all_companies=True``. ``orientations=True`` also
+        searches with the 8 flips/rotations of the query's grid and returns each row once,
+        at its best distance, with the ``orientation`` that matched.
         """
         company = self._scope(company_id, all_companies)
         max_distance = _check_distance("max_distance", max_distance)
         if limit is not None:
             limit = _check_distance("limit", limit, upper=None)
-        h = to_signed(hash_of(image_or_hash))
+        h = hash_of(image_or_hash)
+        statement = "SELECT * FROM ahash_search(%s, %s, %s, %s)"
+        if orientations:
+            return self._oriented(h, lambda q: self.connection.execute(
+                statement, (company, q, max_distance, limit)).fetchall(), limit)
         rows = self.connection.execute(
-            "SELECT * FROM ahash_search(%s, %s, %s, %s)", (company, h, max_distance, limit)
-        ).fetchall()
+            statement, (company, to_signed(h), max_distance, limit)).fetchall()
         return [_row_to_match(r) for r in rows]
+
+    def _oriented(self, h: int, run: Callable[[int], list[Any]],
+                  cut: int | None) -> list[Match]:
+        """Search with each flip/rotation of ``h``; each row once, at its best distance
+        (ties: the first orientation in ORIENTATIONS order), closest first, cut at ``cut``.
+        Each orientation's own top rows suffice: a row in the overall top ``cut`` is in the
+        top ``cut`` of the orientation that gives its best distance."""
+        from .orient import orientations as all_orientations
+
+        best: dict[int, Match] = {}
+        seen: set[int] = set()
+        for name, q in all_orientations(h).items():
+            if q in seen:
+                continue  # a symmetric grid: this orientation is an earlier one
+            seen.add(q)
+            for row in run(to_signed(q)):
+                m = _row_to_match(row)
+                if m.id not in best or m.distance < best[m.id].distance:
+                    best[m.id] = dataclasses.replace(m, orientation=name)
+        ordered = sorted(best.values(), key=lambda m: (m.distance, m.id))
+        return ordered if cut is None else ordered[:cut]
 
     def nearest(
         self,
@@ -553,14 +583,18 @@ class HashStore:
         company_id: int | None = None,
         k: int = 10,
         all_companies: bool = False,
+        orientations: bool = False,
     ) -> list[Match]:
-        """The ``k`` stored hashes closest to the query, exact (ties by id)."""
+        """The ``k`` stored hashes closest to the query, exact (ties by id); with
+        ``orientations=True``, closest under any of the 8 flips/rotations (see search)."""
         company = self._scope(company_id, all_companies)
         k = _check_distance("k", k, upper=None)
-        h = to_signed(hash_of(image_or_hash))
-        rows = self.connection.execute(
-            "SELECT * FROM ahash_nearest(%s, %s, %s)", (company, h, k)
-        ).fetchall()
+        h = hash_of(image_or_hash)
+        statement = "SELECT * FROM ahash_nearest(%s, %s, %s)"
+        if orientations:
+            return self._oriented(h, lambda q: self.connection.execute(
+                statement, (company, q, k)).fetchall(), k)
+        rows = self.connection.execute(statement, (company, to_signed(h), k)).fetchall()
         return [_row_to_match(r) for r in rows]
 
     def hashes_of(self, *, company_id: int, meta_id: int) -> list[tuple[int, str]]:
