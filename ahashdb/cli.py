@@ -373,7 +373,7 @@ def ingest(
                     summary = ing.ingest_files(
                         store, items, company_id=company_id, workers=workers,
                         batch_size=batch_size, on_error=on_error, on_progress=progress.advance,
-                        stop=stop,
+                        stop=stop, on_warning=lambda path, msg: progress.write(f"{path}: {msg}"),
                     )
         except KeyboardInterrupt:
             _err("interrupted: every batch before this point is stored; re-run to finish")
@@ -558,6 +558,62 @@ def query(
         raise typer.Exit(1)
 
 
+# --- duplicates ------------------------------------------------------------------------------
+
+
+@app.command()
+def duplicates(
+    ctx: typer.Context,
+    company_id: Annotated[int, typer.Option("--company-id", help="The company to examine.",
+                                            show_default=False)],
+    max_distance: Annotated[int, typer.Option(
+        "--max-distance", "-t", help="Largest distance (bits of 64) that links two images.",
+        min=0, max=16)] = 4,
+    pairs: Annotated[bool, typer.Option(
+        "--pairs", help="Print every linked pair with its distance instead of groups.")
+    ] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Groups of one company's stored images that look alike, largest group first.
+
+    A group is connected: a~b and b~c put a, b and c together. Table and CSV print one row
+    per member (group, size, id, meta_id, hash, distance to the group's first member,
+    source); json and nl print one object per group with its members in a list. Exact.
+
+    Examples:
+      ahashdb duplicates --company-id 1
+      ahashdb duplicates --company-id 1 --max-distance 2 --pairs -f csv
+    """
+    with _errors(ctx):
+        _check_ids(company_id=company_id)
+        store = _store(ctx, tenant=company_id)
+        if pairs:
+            render(({"id_a": x, "id_b": y, "distance": d}
+                    for x, y, d in store.duplicate_pairs(company_id=company_id,
+                                                         max_distance=max_distance)),
+                   ("id_a", "id_b", "distance"), fmt)
+        elif fmt in (Format.json, Format.nl):
+            found = store.duplicates(company_id=company_id, max_distance=max_distance)
+            objects = ({"group": n, "size": len(g),
+                        "members": [{k: v for k, v in m.as_dict().items()
+                                     if k not in ("company_id", "orientation")} for m in g]}
+                       for n, g in enumerate(found, 1))
+            count = 0
+            for count, obj in enumerate(objects, 1):
+                if fmt is Format.nl:
+                    typer.echo(json.dumps(obj))
+                else:
+                    typer.echo(("[" if count == 1 else ",\n ") + json.dumps(obj), nl=False)
+            if fmt is Format.json:
+                typer.echo("]" if count else "[]")
+        else:
+            found = store.duplicates(company_id=company_id, max_distance=max_distance)
+            render(({"group": n, "size": len(g), **m.as_dict()}
+                    for n, g in enumerate(found, 1) for m in g),
+                   ("group", "size", "id", "meta_id", "hash", "distance", "source"), fmt)
+        store.close()
+
+
 # --- delete, stats ---------------------------------------------------------------------------
 
 
@@ -622,6 +678,8 @@ def stats(
         ("companies", f"{len(s['companies']):,}"),
         ("all-zero hashes", f"{s['all_zero_hashes']:,}"),
         ("all-one hashes", f"{s['all_one_hashes']:,}"),
+        ("low-information hashes", f"{s['low_information_hashes']:,}"
+                                   " (blank or nearly uniform images)"),
         ("partitions", f"{s['partitions']} (hash by company_id)" if s["partitions"] > 1
          else "none"),
         ("table size", f"{s['table_bytes'] / 2**20:,.1f} MB"),

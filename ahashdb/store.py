@@ -24,6 +24,7 @@ from .errors import AhashdbError, DatabaseUnavailable, InvalidInput, SchemaNotMi
 from .hashes import (
     INT64_MAX,
     INT64_MIN,
+    LOW_INFORMATION_BITS,
     MASK64,
     HashLike,
     ImageLike,
@@ -597,6 +598,104 @@ class HashStore:
         rows = self.connection.execute(statement, (company, to_signed(h), k)).fetchall()
         return [_row_to_match(r) for r in rows]
 
+    def _company_hashes(self, company_id: int) -> tuple[Any, Any, Any]:
+        """(ids, meta_ids, unsigned hashes) of one company's rows, as numpy arrays."""
+        import numpy as np
+
+        ids, metas, hashes = [], [], []
+        with self.connection.cursor().copy(
+            sql.SQL("COPY (SELECT id, meta_id, hash FROM image_hashes WHERE company_id = {})"
+                    " TO STDOUT (FORMAT BINARY)").format(sql.Literal(company_id))) as copy:
+            copy.set_types(["int8", "int8", "int8"])
+            for rid, meta, h in copy.rows():
+                ids.append(rid)
+                metas.append(meta)
+                hashes.append(h)
+        return (np.array(ids, dtype=np.int64), np.array(metas, dtype=np.int64),
+                np.array(hashes, dtype=np.int64).view(np.uint64))
+
+    def _sources(self, company_id: int, keys: list[tuple[int, int]]) -> dict[tuple, Any]:
+        """source by (meta_id, signed hash), looked up through the primary key."""
+        rows = self.connection.execute(
+            "SELECT h.meta_id, h.hash, h.source FROM unnest(%s::bigint[], %s::bigint[])"
+            " AS u(meta_id, hash) JOIN image_hashes h ON h.company_id = %s"
+            " AND h.meta_id = u.meta_id AND h.hash = u.hash",
+            ([k[0] for k in keys], [k[1] for k in keys], company_id)).fetchall()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def duplicates(
+        self, *, company_id: int, max_distance: int = 4
+    ) -> Iterator[list[Match]]:
+        """Groups of one company's stored images connected by distance <= ``max_distance``
+        (connected components: a~b and b~c put a, b, c in one group even if a, c are
+        farther apart), largest group first, then by smallest id; each group's members
+        ordered by id, each a :class:`Match` whose ``distance`` is to the group's first
+        member. Exact."""
+        import numpy as np
+
+        from .duplicates import components, groups, pairs_within
+
+        company_id = _check_id("company_id", company_id)
+        max_distance = _check_distance("max_distance", max_distance)
+        ids, metas, hashes = self._company_hashes(company_id)
+        signed = hashes.view(np.int64)
+        values, inverse = np.unique(hashes, return_inverse=True)
+        a, b = pairs_within(values, max_distance)
+        component = components(len(values), a, b)[inverse]  # per row
+        # Name each component by its smallest row id: groups of one size come in id order.
+        smallest = np.full(len(values), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(smallest, component, ids)
+        labels = smallest[component]
+        pending: list[np.ndarray] = []
+
+        def flush() -> Iterator[list[Match]]:
+            keys = [(int(metas[r]), int(signed[r])) for g in pending for r in g]
+            sources = self._sources(company_id, keys)
+            for g in pending:
+                rows = g[np.argsort(ids[g], kind="stable")]
+                first = int(hashes[rows[0]])
+                yield [Match(int(ids[r]), company_id, int(metas[r]), to_hex(int(hashes[r])),
+                             (int(hashes[r]) ^ first).bit_count(),
+                             sources.get((int(metas[r]), int(signed[r]))))
+                       for r in rows]
+            pending.clear()
+
+        for rows in groups(labels):
+            pending.append(rows)
+            if sum(len(g) for g in pending) >= 10_000:
+                yield from flush()
+        yield from flush()
+
+    def duplicate_pairs(
+        self, *, company_id: int, max_distance: int = 4
+    ) -> Iterator[tuple[int, int, int]]:
+        """Every pair ``(id_a, id_b, distance)`` (id_a < id_b) of one company's rows within
+        ``max_distance`` bits, ordered by distance. Exact."""
+        import numpy as np
+
+        from .duplicates import pairs_within
+
+        company_id = _check_id("company_id", company_id)
+        max_distance = _check_distance("max_distance", max_distance)
+        ids, _, hashes = self._company_hashes(company_id)
+        values, inverse = np.unique(hashes, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.searchsorted(inverse[order], np.arange(len(values)))
+        ends = np.searchsorted(inverse[order], np.arange(len(values)), side="right")
+        a, b = pairs_within(values, max_distance)
+        dist = np.bitwise_count(values[a] ^ values[b]) if len(a) else np.empty(0, np.uint8)
+        out: list[tuple[int, int, int]] = []
+        for v in np.flatnonzero(ends - starts > 1):  # identical hashes: distance 0
+            rows = sorted(ids[order[starts[v]:ends[v]]].tolist())
+            out.extend((x, y, 0) for k, x in enumerate(rows) for y in rows[k + 1:])
+        out.sort()
+        yield from out
+        for k in np.argsort(dist, kind="stable"):
+            rows_a = ids[order[starts[a[k]]:ends[a[k]]]].tolist()
+            rows_b = ids[order[starts[b[k]]:ends[b[k]]]].tolist()
+            d = int(dist[k])
+            yield from sorted((min(x, y), max(x, y), d) for x in rows_a for y in rows_b)
+
     def hashes_of(self, *, company_id: int, meta_id: int) -> list[tuple[int, str]]:
         """``(id, hex)`` of every hash stored for one object."""
         rows = self.connection.execute(
@@ -617,9 +716,10 @@ class HashStore:
             params,
         ).fetchall()
         degenerate = conn.execute(
-            "SELECT count(*) FILTER (WHERE hash = 0), count(*) FILTER (WHERE hash = -1)"
+            "SELECT count(*) FILTER (WHERE hash = 0), count(*) FILTER (WHERE hash = -1),"
+            " count(*) FILTER (WHERE bit_count(hash::bit(64)) NOT BETWEEN %s AND %s)"
             f" FROM image_hashes {where}",
-            params,
+            (LOW_INFORMATION_BITS + 1, 63 - LOW_INFORMATION_BITS, *params),
         ).fetchone()
         # A partitioned table's sizes are its partitions' (the parent stores nothing).
         tables = ("SELECT 'image_hashes'::regclass UNION ALL SELECT inhrelid FROM pg_inherits"
@@ -645,6 +745,7 @@ class HashStore:
             "companies": {c: n for c, n in per_company},
             "all_zero_hashes": degenerate[0] if degenerate else 0,
             "all_one_hashes": degenerate[1] if degenerate else 0,
+            "low_information_hashes": degenerate[2] if degenerate else 0,
             "partitions": self.partitions(),
             "table_bytes": int(sizes[0] or 0) if sizes else 0,
             "index_bytes": int(sizes[1] or 0) if sizes else 0,

@@ -1,0 +1,146 @@
+"""Groups of near-duplicate hashes: every pair within T bits, and their connected components.
+
+Exact and all-pairs, without comparing all pairs. Identical hashes are collapsed first
+(n copies of one picture are one value with n rows). Then the pigeonhole rule: two hashes
+within T bits agree exactly on at least one of any T+1 disjoint parts of their bits. The
+values are grouped by each part in turn; small groups are compared pair by pair, and a
+large group (values that share a part) is split again on T+1 parts of its remaining bits,
+where the same rule holds. A pair is reported by the first part it agrees on, so once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+__all__ = ["components", "groups", "pairs_within"]
+
+SMALL_GROUP = 1024  # groups up to this size are compared pair by pair
+
+
+def _parts(free: int, count: int) -> list[int]:
+    """Split the set bits of ``free`` into ``count`` masks of nearly equal size."""
+    bits = [b for b in range(63, -1, -1) if free >> b & 1]
+    count = max(1, min(count, len(bits)))
+    # Every count-th bit, not runs of neighbours: neighbouring pixels of an aHash agree
+    # more often than not, so a run of them has few distinct values and makes big groups.
+    return [sum(1 << b for b in bits[k::count]) for k in range(count)]
+
+
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+def _pairs_in_groups(values: np.ndarray, members: np.ndarray, sizes: np.ndarray, t: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs within t inside each group; ``members`` lists the groups' value indices one
+    group after another, ``sizes`` their lengths. Groups of similar size are compared
+    together, so the work is close to the number of pairs, not groups × largest group."""
+    firsts, seconds = [], []
+    group_of = np.repeat(np.arange(len(sizes)), sizes)
+    lower = 2
+    while lower <= sizes.max(initial=0):
+        upper = lower * 2 - 1
+        chosen = (sizes >= lower) & (sizes <= upper)
+        if chosen.any():
+            take = chosen[group_of]
+            idx, grp = members[take], group_of[take]
+            for offset in range(1, int(sizes[chosen].max())):
+                same = grp[:-offset] == grp[offset:]
+                if not same.any():
+                    break
+                a, b = idx[:-offset][same], idx[offset:][same]
+                close = np.bitwise_count(values[a] ^ values[b]) <= t
+                firsts.append(a[close])
+                seconds.append(b[close])
+        lower = upper + 1
+    if not firsts:
+        return _EMPTY, _EMPTY
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _pairs(values: np.ndarray, subset: np.ndarray, group: np.ndarray, free: int, t: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs within t among values[subset] in the same ``group``, where all values of a
+    group agree on every bit outside ``free``. All groups are handled in one pass."""
+    out_a, out_b = [], []
+    parts = _parts(free, t + 1)
+    sub = values[subset]
+    for k, mask in enumerate(parts):
+        keys = sub & np.uint64(mask)
+        order = np.lexsort((keys, group))
+        k_sorted, g_sorted = keys[order], group[order]
+        change = (np.diff(k_sorted) != 0) | (np.diff(g_sorted) != 0)
+        starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+        sizes = np.diff(np.concatenate((starts, [len(sub)])))
+        small = (sizes > 1) & (sizes <= SMALL_GROUP)
+        big = sizes > SMALL_GROUP
+        in_small = np.repeat(small, sizes)
+        a, b = _pairs_in_groups(values, subset[order[in_small]], sizes[small], t)
+        found_a, found_b = [a], [b]
+        rest = free & ~mask
+        if big.any() and rest:
+            in_big = np.repeat(big, sizes)
+            new_group = np.repeat(np.arange(int(big.sum())), sizes[big])
+            ra, rb = _pairs(values, subset[order[in_big]], new_group, rest, t)
+            found_a.append(ra)
+            found_b.append(rb)
+        a_all, b_all = np.concatenate(found_a), np.concatenate(found_b)
+        # Once per pair: keep it only here, the first part on which the two agree.
+        keep = np.ones(len(a_all), dtype=bool)
+        for earlier in parts[:k]:
+            m = np.uint64(earlier)
+            keep &= (values[a_all] & m) != (values[b_all] & m)
+        out_a.append(a_all[keep])
+        out_b.append(b_all[keep])
+    if not out_a:
+        return _EMPTY, _EMPTY
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
+def pairs_within(values: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) of distinct uint64 ``values`` within ``t`` bits of each other."""
+    values = np.asarray(values, dtype=np.uint64)
+    if t < 0 or len(values) < 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if t >= 64:
+        i, j = np.triu_indices(len(values), 1)
+        return i.astype(np.int64), j.astype(np.int64)
+    a, b = _pairs(values, np.arange(len(values)), np.zeros(len(values), dtype=np.int64),
+                  (1 << 64) - 1, t)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return lo, hi
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label (the smallest member index) of each of ``n`` nodes."""
+    label = np.arange(n)
+    if not len(a):
+        return label
+    while True:
+        # Hook each edge's larger label onto its smaller one, then jump pointers to roots.
+        la, lb = label[a], label[b]
+        low = np.minimum(la, lb)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
+        while True:
+            nxt = label[label]
+            if np.array_equal(nxt, label):
+                break
+            label = nxt
+        if np.array_equal(label[a], label[b]):
+            return label
+
+
+def groups(labels: np.ndarray) -> Iterator[np.ndarray]:
+    """Member indices of each component with more than one member, largest first."""
+    if not len(labels):
+        return
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_labels)) + 1))
+    sizes = np.diff(np.concatenate((starts, [len(labels)])))
+    for k in np.lexsort((sorted_labels[starts], -sizes)):
+        if sizes[k] < 2:
+            break
+        yield order[starts[k]:starts[k] + sizes[k]]
