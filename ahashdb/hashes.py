@@ -34,6 +34,7 @@ __all__ = [
     "from_bytes",
     "from_hex",
     "hamming",
+    "is_low_information",
     "open_image",
     "to_bytes",
     "to_hex",
@@ -219,12 +220,41 @@ def open_image(source: ImageLike) -> Image.Image:
         raise ImageError(f"{name}: corrupt image ({type(exc).__name__}: {reason})") from None
 
 
+#: Hashes with at most this many bits set, or unset, carry almost no picture: blank,
+#: uniform or nearly uniform images, which all "match" each other.
+LOW_INFORMATION_BITS = 4
+
+
+def is_low_information(value: int) -> bool:
+    """True for a hash with very few or very many bits set (see LOW_INFORMATION_BITS)."""
+    ones = to_unsigned(value).bit_count()
+    return ones <= LOW_INFORMATION_BITS or ones >= 64 - LOW_INFORMATION_BITS
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit grayscale scaled to 8 bits; every other image as it is.
+
+    imagehash converts with ``convert("L")``, which clips 16-bit values above 255, so a
+    16-bit picture turns almost white and hashes as 0000000000000000. Scaled by 1/257 it
+    hashes as what it shows (exactly as its 8-bit original when it was made from one).
+    """
+    if img.mode not in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        return img
+    arr = np.asarray(img)
+    if arr.size == 0 or int(arr.max()) <= 255:
+        return img  # already in 8-bit range: imagehash's own conversion is exact
+    scaled = np.clip(np.rint(arr.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
 def average_hash(source: ImageLike) -> int:
-    """The aHash of an image as an unsigned int, bit-identical to ``imagehash.average_hash``.
+    """The aHash of an image as an unsigned int, bit-identical to ``imagehash.average_hash``
+    for every image except 16-bit grayscale ones, which are scaled to 8 bits first (where
+    imagehash clips them to white).
 
     ``source`` is a path, bytes, a binary file object or a PIL image.
     """
-    img = open_image(source)
+    img = _eight_bit(open_image(source))
     try:
         return _from_imagehash(imagehash.average_hash(img))
     except Exception as exc:  # noqa: BLE001 - odd modes and sizes fail in Pillow's convert

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import AhashdbError, InvalidInput
-from .hashes import INT64_MAX, INT64_MIN, average_hash, from_hex, to_signed
+from .hashes import INT64_MAX, INT64_MIN, average_hash, from_hex, is_low_information, to_signed
 from .store import HashStore
 
 __all__ = [
@@ -60,6 +60,7 @@ class IngestSummary:
     failed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    low_information: int = 0  # stored, but blank or nearly uniform (see is_low_information)
 
     @property
     def seen(self) -> int:
@@ -72,7 +73,9 @@ class IngestSummary:
         return (
             f"{self.seen} inputs{' before the interruption' if self.interrupted else ''}:"
             f" {self.added} added, {self.present} already present,"
-            f" {self.failed} failed ({self.seconds:.1f} s, {rate:.0f}/s)"
+            f" {self.failed} failed"
+            + (f", {self.low_information} low-information" if self.low_information else "")
+            + f" ({self.seconds:.1f} s, {rate:.0f}/s)"
         )
 
 
@@ -312,8 +315,10 @@ def ingest_files(
     on_error: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    on_warning: Callable[[str, str], None] | None = None,
 ) -> IngestSummary:
-    """Hash and store every item; bad inputs are reported through ``on_error`` and skipped.
+    """Hash and store every item; bad inputs are reported through ``on_error`` and skipped;
+    low-information hashes are stored and reported through ``on_warning``.
 
     When ``stop`` is set (the CLI sets it on Ctrl-C), what has been hashed so far is stored
     as a last batch and the ingest ends with ``summary.interrupted``.
@@ -343,6 +348,11 @@ def ingest_files(
                 if on_error is not None:
                     on_error(item.path, reason)
             else:
+                if is_low_information(h):
+                    summary.low_information += 1
+                    if on_warning is not None:
+                        on_warning(item.path, f"warning: low-information hash {h:016x} (a blank"
+                                   " or nearly uniform image: it matches every other one)")
                 batch.append((to_signed(h), cid, item.meta_id, item.source))
                 if len(batch) >= batch_size:
                     flush()

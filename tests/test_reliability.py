@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import imagehash
+import numpy as np
 import psycopg
 import pytest
 from PIL import Image
@@ -89,6 +90,8 @@ def test_every_bad_file_is_skipped_with_its_reason_and_every_good_one_hashes_lik
     expected = {}
     for name in GOOD:
         with Image.open(folder / name) as img:
+            if name == "20.png":  # 16-bit: scaled to 8 bits, the one difference (README)
+                img = Image.fromarray((np.asarray(img) // 257).astype(np.uint8), "L")
             expected[int(name.split(".")[0])] = to_signed(int(str(imagehash.average_hash(img)), 16))
     assert stored == expected
     # 'loop_b.jpg' has no integer stem, so it fails for that reason (or for the loop).
@@ -384,3 +387,31 @@ def test_image_errors_are_ahashdb_errors_that_name_the_input(tmp_path: Path) -> 
         p.write_bytes(data)
         with pytest.raises(ImageError, match=re.escape(str(p)) + ": "):
             average_hash(p)
+
+
+def test_low_information_images_are_stored_with_a_warning_and_counted(
+    store: HashStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lowinfo"
+    folder.mkdir()
+    Image.new("RGB", (300, 200), "white").save(folder / "1.png")
+    Image.new("L", (300, 200), 128).save(folder / "2.jpg")
+    Image.new("RGB", (1, 1), (10, 200, 30)).save(folder / "3.png")
+    Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(folder / "4.png")
+    dot = Image.new("L", (400, 400), 255)
+    dot.paste(0, (0, 0, 30, 30))  # a near-blank scan: one dark corner
+    dot.save(folder / "5.png")
+    gray = _base(2).convert("L")
+    gray.save(folder / "6.png")  # an ordinary photo: no warning
+    Image.fromarray(np.asarray(gray, dtype=np.uint16) * 257).save(folder / "7.png")  # 16-bit
+    r = cli(store.url, "ingest", str(folder), "--company-id", "12")
+    assert r.exit_code == 0, r.output  # warnings are not failures
+    warned = sorted(line.split(":")[0] for line in r.stderr.splitlines()
+                    if "warning: low-information hash" in line)
+    assert warned == [str(folder / f"{i}.{ext}") for i, ext in
+                      ((1, "png"), (2, "jpg"), (3, "png"), (4, "png"), (5, "png"))]
+    assert "7 added, 0 already present, 0 failed, 5 low-information" in r.stderr
+    assert store.count(12) == 7
+    assert store.stats(12)["low_information_hashes"] == 5
+    assert dict(store.hashes_of(company_id=12, meta_id=7)[:1]).popitem()[1] == \
+        dict(store.hashes_of(company_id=12, meta_id=6)[:1]).popitem()[1]
