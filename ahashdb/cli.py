@@ -614,6 +614,69 @@ def duplicates(
         store.close()
 
 
+# --- eval ------------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    pairs_csv: Annotated[Path, typer.Argument(
+        help="CSV of image_a, image_b, label (same/different); relative paths are relative"
+        " to the CSV.", show_default=False, readable=False)],
+    algorithm: Annotated[list[str] | None, typer.Option(
+        "--algorithm", "-a", help="ahash, phash, dhash or whash; repeatable (default: all).",
+        show_default=False)] = None,
+    max_threshold: Annotated[int, typer.Option(
+        help="Score thresholds 0 to this.", min=0, max=64)] = 24,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Precision, recall and F1 of "distance <= T" on your labelled pairs, per threshold and
+    hash algorithm, and the threshold with the best F1 — pick T from your own images.
+
+    No database needed. Images that cannot be hashed are reported and their pairs skipped
+    (exit 1 at the end).
+
+    Example:  ahashdb eval labelled_pairs.csv --algorithm ahash --algorithm phash
+    """
+    from . import evaluate
+
+    failures = _Failures()
+    with _errors(ctx):
+        names = algorithm or list(evaluate.ALGORITHMS)
+        for name in names:
+            if name not in evaluate.ALGORITHMS:
+                raise InvalidInput(f"--algorithm {name!r}: expected one of"
+                                   f" {', '.join(evaluate.ALGORITHMS)}")
+        pairs = evaluate.read_pairs(pairs_csv)
+        reported: set[str] = set()
+
+        def on_error(path: str, reason: str) -> None:
+            if path not in reported:
+                reported.add(path)
+                failures.count += 1
+                _err(f"{path}: {reason}")
+
+        rows, chosen = [], []
+        for name in names:
+            measured = evaluate.distances(pairs, name, on_error)
+            scores = evaluate.score(name, measured, max_threshold)
+            top = evaluate.best(scores)
+            chosen.append(top)
+            rows += [{"algorithm": s.algorithm, "threshold": s.threshold,
+                      "precision": round(s.precision, 4), "recall": round(s.recall, 4),
+                      "f1": round(s.f1, 4), "tp": s.tp, "fp": s.fp, "fn": s.fn, "tn": s.tn,
+                      "best": s is top} for s in scores]
+        render(rows, ("algorithm", "threshold", "precision", "recall", "f1", "tp", "fp",
+                      "fn", "tn", "best"), fmt)
+        if fmt is Format.table:
+            for top in chosen:
+                typer.echo(f"{top.algorithm}: best threshold {top.threshold} (F1 {top.f1:.3f},"
+                           f" precision {top.precision:.3f}, recall {top.recall:.3f}) on"
+                           f" {top.tp + top.fp + top.fn + top.tn} of {len(pairs)} pairs")
+    if failures.count:
+        raise typer.Exit(1)
+
+
 # --- delete, stats ---------------------------------------------------------------------------
 
 

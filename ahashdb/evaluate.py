@@ -1,0 +1,147 @@
+"""Pick a threshold from your own images: precision, recall and F1 of "distance <= T" on
+labelled pairs, for aHash and the other 64-bit hashes imagehash makes."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+
+from .errors import AhashdbError, InvalidInput
+from .hashes import _eight_bit, _from_imagehash, average_hash, open_image
+
+__all__ = ["ALGORITHMS", "Pair", "Score", "best", "read_pairs", "score"]
+
+SAME = {"same", "1", "true", "yes", "duplicate", "match"}
+DIFFERENT = {"different", "0", "false", "no", "distinct", "nomatch"}
+
+
+def _imagehash(fn: Callable) -> Callable[[str], int]:
+    def run(path: str) -> int:
+        img = _eight_bit(open_image(path))
+        try:
+            return _from_imagehash(fn(img))
+        except Exception as exc:  # noqa: BLE001 - Pillow fails on odd modes and sizes
+            raise AhashdbError(f"{path}: cannot hash ({type(exc).__name__}: {exc})") from None
+    return run
+
+
+#: The 64-bit hashes compared (imagehash's functions at hash_size 8).
+ALGORITHMS: dict[str, Callable[[str], int]] = {
+    "ahash": average_hash,
+    "phash": _imagehash(imagehash.phash),
+    "dhash": _imagehash(imagehash.dhash),
+    "whash": _imagehash(imagehash.whash),
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two images and whether they show the same picture."""
+
+    a: str
+    b: str
+    same: bool
+
+
+@dataclass(frozen=True)
+class Score:
+    """How "distance <= threshold" does on the labelled pairs."""
+
+    algorithm: str
+    threshold: int
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float:
+        """Of the pairs called the same, the share that are."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Of the pairs that are the same, the share called the same."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall."""
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def read_pairs(path: str | os.PathLike) -> list[Pair]:
+    """Pairs from a CSV: two image paths and a label (same/different, 1/0, true/false),
+    with or without a header; relative paths are relative to the CSV's folder."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{p}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{p}: not UTF-8 text") from None
+    pairs = []
+    for n, row in enumerate(csv.reader(text.splitlines()), 1):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 3:
+            raise InvalidInput(f"{p}:{n}: expected 3 columns (image_a, image_b, label),"
+                               f" got {len(row)}")
+        a, b, label = (c.strip() for c in row)
+        lab = label.lower()
+        if lab not in SAME | DIFFERENT:
+            if n == 1:
+                continue  # a header
+            raise InvalidInput(f"{p}:{n}: label {label!r}: expected same or different")
+        pairs.append(Pair(str(p.parent / a), str(p.parent / b), lab in SAME))
+    if not pairs:
+        raise InvalidInput(f"{p}: no labelled pairs")
+    return pairs
+
+
+def distances(pairs: Iterable[Pair], algorithm: str,
+              on_error: Callable[[str, str], None] | None = None) -> list[tuple[int, bool]]:
+    """(distance, same) of every pair whose two images could be hashed."""
+    fn = ALGORITHMS[algorithm]
+    cache: dict[str, int | None] = {}
+
+    def hashed(path: str) -> int | None:
+        if path not in cache:
+            try:
+                cache[path] = fn(path)
+            except AhashdbError as exc:
+                cache[path] = None
+                if on_error is not None:
+                    msg = str(exc)
+                    on_error(path, msg[len(path) + 2:] if msg.startswith(path + ": ") else msg)
+        return cache[path]
+
+    out = []
+    for pair in pairs:
+        ha, hb = hashed(pair.a), hashed(pair.b)
+        if ha is not None and hb is not None:
+            out.append(((ha ^ hb).bit_count(), pair.same))
+    return out
+
+
+def score(algorithm: str, measured: list[tuple[int, bool]], max_threshold: int = 32
+          ) -> list[Score]:
+    """A Score per threshold 0..max_threshold."""
+    out = []
+    for t in range(max_threshold + 1):
+        tp = sum(d <= t and s for d, s in measured)
+        fp = sum(d <= t and not s for d, s in measured)
+        fn = sum(d > t and s for d, s in measured)
+        out.append(Score(algorithm, t, tp, fp, fn, len(measured) - tp - fp - fn))
+    return out
+
+
+def best(scores: list[Score]) -> Score:
+    """The threshold with the highest F1 (the smallest such threshold on ties)."""
+    return max(scores, key=lambda s: (round(s.f1, 12), -s.threshold))
