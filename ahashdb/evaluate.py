@@ -4,6 +4,7 @@ labelled pairs, for aHash and the other 64-bit hashes imagehash makes."""
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 import imagehash
 
 from .errors import AhashdbError, InvalidInput
-from .hashes import _eight_bit, _from_imagehash, average_hash, open_image
+from .hashes import average_hash, image_hash
 
 __all__ = ["ALGORITHMS", "Pair", "Score", "best", "read_pairs", "score"]
 
@@ -20,22 +21,12 @@ SAME = {"same", "1", "true", "yes", "duplicate", "match"}
 DIFFERENT = {"different", "0", "false", "no", "distinct", "nomatch"}
 
 
-def _imagehash(fn: Callable) -> Callable[[str], int]:
-    def run(path: str) -> int:
-        img = _eight_bit(open_image(path))
-        try:
-            return _from_imagehash(fn(img))
-        except Exception as exc:  # noqa: BLE001 - Pillow fails on odd modes and sizes
-            raise AhashdbError(f"{path}: cannot hash ({type(exc).__name__}: {exc})") from None
-    return run
-
-
 #: The 64-bit hashes compared (imagehash's functions at hash_size 8).
 ALGORITHMS: dict[str, Callable[[str], int]] = {
     "ahash": average_hash,
-    "phash": _imagehash(imagehash.phash),
-    "dhash": _imagehash(imagehash.dhash),
-    "whash": _imagehash(imagehash.whash),
+    "phash": functools.partial(image_hash, fn=imagehash.phash),
+    "dhash": functools.partial(image_hash, fn=imagehash.dhash),
+    "whash": functools.partial(image_hash, fn=imagehash.whash),
 }
 
 

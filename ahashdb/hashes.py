@@ -18,6 +18,7 @@ import os
 import stat
 import string
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +35,7 @@ __all__ = [
     "from_bytes",
     "from_hex",
     "hamming",
+    "image_hash",
     "is_low_information",
     "open_image",
     "to_bytes",
@@ -247,6 +249,18 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(scaled, mode="L")
 
 
+def image_hash(source: ImageLike, fn: Callable[[Image.Image], imagehash.ImageHash]) -> int:
+    """The unsigned value of ``fn(image)`` for an imagehash function making 64-bit hashes
+    (``imagehash.average_hash``, ``phash``, ``dhash``, ``whash``), after opening the image
+    with every check and scaling 16-bit grayscale to 8 bits."""
+    img = _eight_bit(open_image(source))
+    try:
+        return _from_imagehash(fn(img))
+    except Exception as exc:  # noqa: BLE001 - odd modes and sizes fail in Pillow's convert
+        raise ImageError(f"{_describe(source)}: cannot hash ({type(exc).__name__}: {exc})") \
+            from None
+
+
 def average_hash(source: ImageLike) -> int:
     """The aHash of an image as an unsigned int, bit-identical to ``imagehash.average_hash``
     for every image except 16-bit grayscale ones, which are scaled to 8 bits first (where
@@ -254,12 +268,7 @@ def average_hash(source: ImageLike) -> int:
 
     ``source`` is a path, bytes, a binary file object or a PIL image.
     """
-    img = _eight_bit(open_image(source))
-    try:
-        return _from_imagehash(imagehash.average_hash(img))
-    except Exception as exc:  # noqa: BLE001 - odd modes and sizes fail in Pillow's convert
-        raise ImageError(f"{_describe(source)}: cannot hash ({type(exc).__name__}: {exc})") \
-            from None
+    return image_hash(source, imagehash.average_hash)
 
 
 def is_hash_spelling(value: object) -> bool:

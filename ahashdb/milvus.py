@@ -29,7 +29,6 @@ from .store import HashStore
 __all__ = [
     "AuditResult",
     "MilvusImport",
-    "connect",
     "detect_bit_order",
     "import_collection",
     "vector_to_hash",
@@ -53,11 +52,6 @@ def _client(uri: str, token: str | None = None) -> Any:
         return MilvusClient(uri=uri, token=token or "")
     except Exception as exc:  # noqa: BLE001 - pymilvus raises many kinds
         raise MilvusError(f"cannot open Milvus at {uri}: {_first_line(exc)}") from None
-
-
-def connect(uri: str, token: str | None = None) -> Any:
-    """A ``pymilvus.MilvusClient`` for ``uri`` (a server URL, or a Milvus Lite ``.db`` file)."""
-    return _client(uri, token)
 
 
 def _first_line(exc: BaseException) -> str:

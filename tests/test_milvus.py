@@ -14,18 +14,14 @@ from pymilvus import DataType, MilvusClient
 from typer.testing import CliRunner
 
 from ahashdb import HashStore
-from ahashdb.cli import app
 from ahashdb.errors import InvalidInput
 from ahashdb.hashes import to_signed
 from ahashdb.milvus import detect_bit_order, vector_to_hash
 from tests.imagegen import photo
+from tests.test_cli import run as cli
 
 runner = CliRunner()
 N = 3_000
-
-
-def cli(url: str, *args: str):  # noqa: ANN201
-    return runner.invoke(app, list(args), env={"AHASHDB_DATABASE_URL": url})
 
 
 def _hashes(n: int, photos: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,19 +23,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ahashdb import HashStore
-from ahashdb.cli import app
 from ahashdb.errors import ImageError
 from ahashdb.hashes import average_hash, to_signed
 from ahashdb.ingest import ingest_files, items_from_paths
 from tests.badimages import BAD, GOOD, write_zoo
 from tests.imagegen import photo
+from tests.test_cli import run as cli
 
 runner = CliRunner()
 CRASH_TRIALS = int(os.environ.get("AHASHDB_CRASH_TRIALS", "20"))
-
-
-def cli(url: str, *args: str, input: str | None = None):  # noqa: A002, ANN201
-    return runner.invoke(app, list(args), env={"AHASHDB_DATABASE_URL": url}, input=input)
 
 
 def cli_command(*args: str) -> list[str]:

@@ -14,18 +14,14 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from ahashdb import HashStore
-from ahashdb.cli import app
 from ahashdb.errors import AhashdbError, InvalidHash, InvalidInput
 from ahashdb.hashes import from_hex
 from tests.imagegen import photo
+from tests.test_cli import run as cli
 
 runner = CliRunner()
 HOSTILE = ["'", "''; DROP TABLE image_hashes; --", "a;b", "$$", "$tag$ x $tag$", "\\", '"',
            "Robert'); DELETE FROM image_hashes WHERE ('1'='1", "x" * 10_240, "é ü 写真 🙂"]
-
-
-def cli(url: str, *args: str, input: str | None = None):  # noqa: A002, ANN201
-    return runner.invoke(app, list(args), env={"AHASHDB_DATABASE_URL": url}, input=input)
 
 
 # --- scoping ---------------------------------------------------------------------------------
