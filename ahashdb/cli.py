@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import enum
 import json
 import os
 import signal
@@ -26,9 +27,11 @@ import typer
 from . import __version__, embedded
 from .config import describe_target, redact, resolve_database_url
 from .errors import AhashdbError, InvalidInput
-from .hashes import from_hex, to_hex
+from .hashes import ALGORITHMS, DEFAULT_MAX_DISTANCE, from_hex, to_hex
 from .output import Format, render
 from .store import SCHEMA_REVISION, HashStore, _check_id
+
+_DEFAULTS = ", ".join(f"{n} for {a}" for a, n in DEFAULT_MAX_DISTANCE.items())
 
 app = typer.Typer(
     name="ahashdb",
@@ -141,14 +144,14 @@ class _Failures:
 
 
 def _hash_images(
-    paths: list[Path], workers: int | None, failures: _Failures
+    paths: list[Path], workers: int | None, failures: _Failures, algorithm: str = "ahash"
 ) -> Iterator[tuple[str, int]]:
     """(path, hash) of each image, hashed in parallel when there are several; an image
     that cannot be hashed is reported on stderr and counted in ``failures``."""
     from .ingest import Item, hash_many
 
     items = (Item(path=str(p)) for p in paths)
-    for item, h in hash_many(items, workers if len(paths) > 1 else 1):
+    for item, h in hash_many(items, workers if len(paths) > 1 else 1, algorithm):
         if h is None:
             failures.count += 1
             _err(f"{item.path}: {item.error}")
@@ -164,6 +167,13 @@ CompanyId = Annotated[
 FormatOpt = Annotated[
     Format, typer.Option("--format", "-f", help="Output format: table, json, nl or csv.")
 ]
+Algorithm = enum.Enum("Algorithm", {name: name for name in ALGORITHMS}, type=str)
+AlgorithmOpt = Annotated[
+    Algorithm, typer.Option(
+        "--algorithm", "-a", help="The hash: ahash (imagehash.average_hash), phash, dhash or"
+        " whash (imagehash's, 64 bits each). Rows of one algorithm are only ever compared"
+        " with queries of the same one.")
+]
 
 
 # --- hash ------------------------------------------------------------------------------------
@@ -177,15 +187,20 @@ def hash_cmd(
     fmt: FormatOpt = Format.table,
     workers: Annotated[int | None, typer.Option(help="Hashing processes (default: all cores).",
                                                 show_default=False)] = None,
+    algorithm: AlgorithmOpt = Algorithm.ahash,
 ) -> None:
-    """Print the aHash of images as 16 hex digits (no database needed).
+    """Print the aHash (or --algorithm's hash) of images as 16 hex digits, the same as
+    str(imagehash.average_hash(image)) (no database needed).
 
-    Example:  ahashdb hash photo.jpg scans/*.png
+    \b
+    Examples:
+      ahashdb hash photo.jpg scans/*.png
+      ahashdb hash photo.jpg --algorithm phash
     """
     failures = _Failures()
 
     def rows() -> Iterator[dict[str, Any]]:
-        for path, h in _hash_images(files, workers, failures):
+        for path, h in _hash_images(files, workers, failures, algorithm.value):
             yield {"hash": to_hex(h), "path": path}
 
     with _errors(ctx):
@@ -307,17 +322,24 @@ def ingest(
         "--errors", help="Also write failed inputs to this CSV (path, reason).",
         show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    algorithm: AlgorithmOpt = Algorithm.ahash,
 ) -> None:
     """Hash images and store them, skipping what is already stored.
+
+    Each row records its algorithm and (for images hashed here) the imagehash and Pillow
+    versions that made it; an object may hold one hash per algorithm (ingest again with
+    another --algorithm).
 
     Exit status: 0 when every input was stored or already present, 1 when any failed
     (each failure is printed as PATH: reason). Re-running an interrupted ingest is safe.
 
+    \b
     Examples:
       ahashdb ingest photos/ --company-id 1
       find /data -name '*.jpg' | ahashdb ingest - --company-id 1
       ahashdb ingest --manifest uploads.csv --company-id 1
       ahashdb ingest --hashes milvus_export.csv --company-id 1
+      ahashdb ingest photos/ --company-id 1 --algorithm phash
     """
     from . import ingest as ing
 
@@ -364,7 +386,7 @@ def ingest(
                 if hashes_file is not None:
                     rows = ing.read_hash_rows(hashes_file, company_id=company_id)
                     summary = ing.ingest_hashes(store, rows, on_progress=progress.advance,
-                                                stop=stop)
+                                                stop=stop, algorithm=algorithm.value)
                 else:
                     if manifest is not None:
                         items = ing.items_from_manifest(manifest)
@@ -374,6 +396,7 @@ def ingest(
                         store, items, company_id=company_id, workers=workers,
                         batch_size=batch_size, on_error=on_error, on_progress=progress.advance,
                         stop=stop, on_warning=lambda path, msg: progress.write(f"{path}: {msg}"),
+                        algorithm=algorithm.value,
                     )
         except KeyboardInterrupt:
             _err("interrupted: every batch before this point is stored; re-run to finish")
@@ -424,17 +447,20 @@ def import_milvus(
         envvar="MILVUS_TOKEN", help="Milvus token (user:password), if the server needs one.",
         show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    algorithm: AlgorithmOpt = Algorithm.ahash,
 ) -> None:
-    """Copy a Milvus collection's aHashes (with meta_id, company_id) into ahashdb.
+    """Copy a Milvus collection's aHashes (or --algorithm's hashes), with meta_id and
+    company_id, into ahashdb.
 
     Idempotent: re-running adds only what is missing. Needs pip install 'ahashdb[milvus]'.
 
+    \b
     Examples:
       ahashdb import-milvus --uri http://milvus:19530 --collection images --audit 100
       ahashdb import-milvus --uri milvus.db --collection images --bit-order auto --sample 42.jpg
     """
     from . import milvus
-    from .hashes import average_hash
+    from .hashes import hash_image
     from .ingest import meta_id_from_stem
 
     with _errors(ctx):
@@ -444,7 +470,7 @@ def import_milvus(
             mid = meta_id_from_stem(str(path))
             if mid is None:
                 raise InvalidInput(f"{path}: name a sample <meta_id>.ext")
-            samples.append((mid, average_hash(path)))
+            samples.append((mid, hash_image(path, algorithm.value)))
         store = _store(ctx, tenant=company_id)
         show = not quiet and sys.stderr.isatty()
         t0 = time.perf_counter()
@@ -455,7 +481,7 @@ def import_milvus(
                     company_field=None if company_id is not None else company_field,
                     company_id=company_id, bit_order=bit_order, samples=samples,
                     audit=audit, batch_size=batch_size, token=token,
-                    on_progress=progress.advance)
+                    on_progress=progress.advance, algorithm=algorithm.value)
         finally:
             store.close()
         seconds = time.perf_counter() - t0
@@ -483,9 +509,9 @@ def query(
     company_id: CompanyId = None,
     all_companies: Annotated[bool, typer.Option(
         "--all-companies", help="Search every company (operators only).")] = False,
-    max_distance: Annotated[int, typer.Option(
-        "--max-distance", "-t", help="Largest Hamming distance (bits of 64) to return.",
-        min=0, max=64)] = 10,
+    max_distance: Annotated[int | None, typer.Option(
+        "--max-distance", "-t", help="Largest Hamming distance (bits of 64) to return"
+        f" [default: {_DEFAULTS}].", min=0, max=64, show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
         help="At most this many rows per query.", min=0, show_default=False)] = None,
     nearest: Annotated[int | None, typer.Option(
@@ -498,17 +524,22 @@ def query(
         help="Cancel a search statement that runs longer than this many seconds (0: never).",
         min=0)] = 30.0,
     fmt: FormatOpt = Format.table,
+    algorithm: AlgorithmOpt = Algorithm.ahash,
 ) -> None:
     """Find stored images that look like the given ones (exact Hamming search).
+
+    Compares only hashes of one --algorithm (images given are hashed by it).
 
     Rows are sorted by distance, then id. Each has the query, id, company_id, meta_id,
     hash, distance and source.
 
+    \b
     Examples:
       ahashdb query new.jpg --company-id 1
       ahashdb query --hash ffd7918181c9ffff --company-id 1 --max-distance 4 -f json
       ahashdb query --meta-id 42 --company-id 1 --nearest 5
       ahashdb query mirrored.jpg --company-id 1 --orientations
+      ahashdb query new.jpg --company-id 1 --algorithm phash
     """
     given = sum(bool(x) for x in (images, hash_hex)) + (meta_id is not None)
     if given != 1:
@@ -520,6 +551,10 @@ def query(
             raise InvalidInput("--company-id is required (or --all-companies to search every"
                                " company)")
         _check_ids(company_id=company_id, meta_id=meta_id)
+        alg = algorithm.value
+        if orientations and alg != "ahash":
+            raise InvalidInput(f"--orientations works with --algorithm ahash only (a flip or"
+                               f" rotation permutes aHash's grid of bits, not {alg}'s)")
         store = _store(ctx, tenant=company_id, timeout=timeout)
         queries: list[tuple[str, int, int | None]] = []  # (label, hash, id to leave out)
         failures = _Failures()
@@ -528,12 +563,14 @@ def query(
         elif meta_id is not None:
             if company_id is None:
                 raise InvalidInput("--meta-id needs --company-id")
-            stored = store.hashes_of(company_id=company_id, meta_id=meta_id)
+            stored = store.hashes_of(company_id=company_id, meta_id=meta_id, algorithm=alg)
             if not stored:
-                raise InvalidInput(f"meta_id {meta_id}: nothing stored for company {company_id}")
+                raise InvalidInput(f"meta_id {meta_id}: no {alg} hash stored for company"
+                                   f" {company_id}")
             queries = [(f"meta_id={meta_id}", from_hex(h), rid) for rid, h in stored]
         else:
-            queries = [(path, h, None) for path, h in _hash_images(images or [], None, failures)]
+            queries = [(path, h, None)
+                       for path, h in _hash_images(images or [], None, failures, alg)]
 
         def rows() -> Iterator[dict[str, Any]]:
             for label, h, own_id in queries:
@@ -541,12 +578,13 @@ def query(
                 if nearest is not None:
                     found = store.nearest(h, company_id=company_id, k=nearest + extra,
                                           all_companies=all_companies,
-                                          orientations=orientations)
+                                          orientations=orientations, algorithm=alg)
                 else:
                     found = store.search(
                         h, company_id=company_id, max_distance=max_distance,
                         limit=None if limit is None else limit + extra,
-                        all_companies=all_companies, orientations=orientations)
+                        all_companies=all_companies, orientations=orientations,
+                        algorithm=alg)
                 found = [m for m in found if m.id != own_id]
                 cut = nearest if nearest is not None else limit
                 for m in found[:cut] if cut is not None else found:
@@ -573,6 +611,7 @@ def duplicates(
         "--pairs", help="Print every linked pair with its distance instead of groups.")
     ] = False,
     fmt: FormatOpt = Format.table,
+    algorithm: AlgorithmOpt = Algorithm.ahash,
 ) -> None:
     """Groups of one company's stored images that look alike, largest group first.
 
@@ -580,6 +619,7 @@ def duplicates(
     per member (group, size, id, meta_id, hash, distance to the group's first member,
     source); json and nl print one object per group with its members in a list. Exact.
 
+    \b
     Examples:
       ahashdb duplicates --company-id 1
       ahashdb duplicates --company-id 1 --max-distance 2 --pairs -f csv
@@ -590,10 +630,12 @@ def duplicates(
         if pairs:
             render(({"id_a": x, "id_b": y, "distance": d}
                     for x, y, d in store.duplicate_pairs(company_id=company_id,
-                                                         max_distance=max_distance)),
+                                                         max_distance=max_distance,
+                                                         algorithm=algorithm.value)),
                    ("id_a", "id_b", "distance"), fmt)
         elif fmt in (Format.json, Format.nl):
-            found = store.duplicates(company_id=company_id, max_distance=max_distance)
+            found = store.duplicates(company_id=company_id, max_distance=max_distance,
+                                     algorithm=algorithm.value)
             objects = ({"group": n, "size": len(g),
                         "members": [{k: v for k, v in m.as_dict().items()
                                      if k not in ("company_id", "orientation")} for m in g]}
@@ -607,7 +649,8 @@ def duplicates(
             if fmt is Format.json:
                 typer.echo("]" if count else "[]")
         else:
-            found = store.duplicates(company_id=company_id, max_distance=max_distance)
+            found = store.duplicates(company_id=company_id, max_distance=max_distance,
+                                     algorithm=algorithm.value)
             render(({"group": n, "size": len(g), **m.as_dict()}
                     for n, g in enumerate(found, 1) for m in g),
                    ("group", "size", "id", "meta_id", "hash", "distance", "source"), fmt)
@@ -692,6 +735,7 @@ def delete(
 ) -> None:
     """Delete one company's rows by meta_id or by row id; prints how many went.
 
+    \b
     Examples:
       ahashdb delete --company-id 1 --meta-id 42
       ahashdb delete --company-id 1 --id 17 --id 18
@@ -714,7 +758,8 @@ def stats(
     company_id: CompanyId = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Rows per company, table and index sizes, degenerate hashes, versions, data location.
+    """Rows per company and per algorithm, which imagehash/Pillow versions made them,
+    table and index sizes, degenerate hashes, versions, data location.
 
     Example:  ahashdb stats --company-id 1
     """
@@ -739,6 +784,11 @@ def stats(
         ("schema revision", s["schema_revision"]),
         ("rows", f"{s['rows']:,}"),
         ("companies", f"{len(s['companies']):,}"),
+        ("algorithms", ", ".join(f"{a} {n:,}" for a, n in s["algorithms"].items()) or "none"),
+        *(("hashed by", f"{h['algorithm']}: "
+           + (f"imagehash {h['imagehash']}, Pillow {h['pillow']}, {h['hash_size']}x"
+              f"{h['hash_size']}" if h["imagehash"] else "not recorded (imported hashes)")
+           + f" — {h['rows']:,} rows") for h in s["hashed_by"]),
         ("all-zero hashes", f"{s['all_zero_hashes']:,}"),
         ("all-one hashes", f"{s['all_one_hashes']:,}"),
         ("low-information hashes", f"{s['low_information_hashes']:,}"

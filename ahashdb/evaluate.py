@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
-
 from .errors import AhashdbError, InvalidInput
-from .hashes import average_hash, image_hash
+from .hashes import ALGORITHMS as HASH_ALGORITHMS
+from .hashes import hash_image
 
 __all__ = ["ALGORITHMS", "Pair", "Score", "best", "read_pairs", "score"]
 
@@ -23,10 +22,7 @@ DIFFERENT = {"different", "0", "false", "no", "distinct", "nomatch"}
 
 #: The 64-bit hashes compared (imagehash's functions at hash_size 8).
 ALGORITHMS: dict[str, Callable[[str], int]] = {
-    "ahash": average_hash,
-    "phash": functools.partial(image_hash, fn=imagehash.phash),
-    "dhash": functools.partial(image_hash, fn=imagehash.dhash),
-    "whash": functools.partial(image_hash, fn=imagehash.whash),
+    name: functools.partial(hash_image, algorithm=name) for name in HASH_ALGORITHMS
 }
 
 

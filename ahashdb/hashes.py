@@ -26,15 +26,19 @@ import imagehash
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageError, InvalidHash
+from .errors import ImageError, InvalidHash, InvalidInput
 
 __all__ = [
+    "ALGORITHMS",
+    "DEFAULT_MAX_DISTANCE",
     "HashLike",
     "ImageLike",
     "average_hash",
     "from_bytes",
     "from_hex",
     "hamming",
+    "hash_image",
+    "hasher_versions",
     "image_hash",
     "is_low_information",
     "open_image",
@@ -271,6 +275,50 @@ def average_hash(source: ImageLike) -> int:
     return image_hash(source, imagehash.average_hash)
 
 
+#: The 64-bit hashes ahashdb makes and stores (imagehash's functions at hash_size 8); the
+#: names are the SQL enum ``ahash_algorithm``'s values.
+ALGORITHMS: dict[str, Callable[[Image.Image], imagehash.ImageHash]] = {
+    "ahash": imagehash.average_hash,
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "whash": imagehash.whash,
+}
+
+#: The threshold a search uses when given none, per algorithm: aHash's customary 10, and for
+#: the others the largest threshold that lets through no more unrelated photos than aHash
+#: at 10 does (``python benchmarks/algorithms.py``: 28 real photos, 280 edited copies).
+DEFAULT_MAX_DISTANCE: dict[str, int] = {"ahash": 10, "phash": 17, "dhash": 9, "whash": 9}
+
+#: Bits per hash; imagehash's hash_size 8 makes 8 x 8 = 64.
+HASH_SIZE = 8
+
+
+def check_algorithm(name: object) -> str:
+    """``name`` if it is one of :data:`ALGORITHMS`, else :class:`InvalidInput`."""
+    if not isinstance(name, str) or name not in ALGORITHMS:
+        raise InvalidInput(f"algorithm {name!r}: expected one of {', '.join(ALGORITHMS)}")
+    return name
+
+
+def hash_image(source: ImageLike, algorithm: str = "ahash") -> int:
+    """The unsigned 64-bit hash of an image by ``algorithm`` (ahash, phash, dhash, whash)."""
+    return image_hash(source, ALGORITHMS[check_algorithm(algorithm)])
+
+
+def hasher_versions() -> tuple[str, str]:
+    """(imagehash version, Pillow version) of this process: recorded with the rows it
+    hashes, so hashes made by other versions can be told apart."""
+    import importlib.metadata
+
+    import PIL
+
+    try:
+        ih = importlib.metadata.version("ImageHash")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - vendored copies
+        ih = getattr(imagehash, "__version__", "unknown")
+    return ih, PIL.__version__
+
+
 def is_hash_spelling(value: object) -> bool:
     """True when ``value`` is meant as a hash rather than an image."""
     if isinstance(value, (imagehash.ImageHash, int, np.integer)) and not isinstance(value, bool):
@@ -281,8 +329,9 @@ def is_hash_spelling(value: object) -> bool:
     return False
 
 
-def hash_of(value: ImageLike | HashLike) -> int:
-    """The unsigned hash of an image (path, bytes, file, PIL image) or a hash spelling.
+def hash_of(value: ImageLike | HashLike, algorithm: str = "ahash") -> int:
+    """The unsigned hash of an image (path, bytes, file, PIL image), hashed by
+    ``algorithm``, or of a hash spelling (taken as it is).
 
     Strings of 16 hex digits are read as hashes unless a file of that name exists; 8-byte
     ``bytes`` are image data here, not hash bytes (use :func:`from_bytes` for those).
@@ -291,4 +340,4 @@ def hash_of(value: ImageLike | HashLike) -> int:
         return coerce_hash(value)  # type: ignore[arg-type]
     if isinstance(value, str) and not os.path.lexists(value):
         raise InvalidHash(f"{_short(value)}: neither an existing file nor 16 hex digits")
-    return average_hash(value)  # type: ignore[arg-type]
+    return hash_image(value, algorithm)  # type: ignore[arg-type]

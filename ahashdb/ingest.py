@@ -9,6 +9,7 @@ every finished batch. Re-running the same ingest adds nothing twice.
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import json
 import multiprocessing
@@ -22,7 +23,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import AhashdbError, InvalidInput
-from .hashes import INT64_MAX, INT64_MIN, average_hash, from_hex, is_low_information, to_signed
+from .hashes import (
+    INT64_MAX,
+    INT64_MIN,
+    check_algorithm,
+    from_hex,
+    hash_image,
+    is_low_information,
+    to_signed,
+)
 from .store import HashStore
 
 __all__ = [
@@ -244,11 +253,11 @@ def read_hash_rows(
 # --- hashing ---------------------------------------------------------------------------------
 
 
-def _hash_item(item: Item) -> tuple[Item, int | None]:
+def _hash_item(item: Item, algorithm: str = "ahash") -> tuple[Item, int | None]:
     if item.error is not None:
         return item, None
     try:
-        return item, average_hash(item.path)
+        return item, hash_image(item.path, algorithm)
     except AhashdbError as exc:
         msg = str(exc)
         prefix = f"{item.path}: "
@@ -266,15 +275,17 @@ def _init_worker() -> None:
 
 
 def hash_many(
-    items: Iterable[Item], workers: int | None = None
+    items: Iterable[Item], workers: int | None = None, algorithm: str = "ahash"
 ) -> Iterator[tuple[Item, int | None]]:
-    """Hash items on ``workers`` processes (default: all cores), streaming, order kept.
+    """Hash items by ``algorithm`` on ``workers`` processes (default: all cores), streaming,
+    order kept.
 
     Yields ``(item, unsigned hash)`` or ``(item, None)`` with ``item.error`` set.
     """
     workers = workers or os.cpu_count() or 1
+    work = functools.partial(_hash_item, algorithm=check_algorithm(algorithm))
     if workers <= 1:
-        yield from map(_hash_item, items)
+        yield from map(work, items)
         return
     ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     # At most `window` items are out at a time: the pool's feeder thread blocks on the
@@ -292,7 +303,7 @@ def hash_many(
 
     with ctx.Pool(workers, initializer=_init_worker) as pool:
         try:
-            for result in pool.imap(_hash_item, throttled(), chunksize=2):
+            for result in pool.imap(work, throttled(), chunksize=2):
                 window.release()
                 yield result
         finally:
@@ -316,9 +327,11 @@ def ingest_files(
     on_progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     on_warning: Callable[[str, str], None] | None = None,
+    algorithm: str = "ahash",
 ) -> IngestSummary:
-    """Hash and store every item; bad inputs are reported through ``on_error`` and skipped;
-    low-information hashes are stored and reported through ``on_warning``.
+    """Hash every item by ``algorithm`` and store it; bad inputs are reported through
+    ``on_error`` and skipped; low-information hashes are stored and reported through
+    ``on_warning``. Rows record this process's imagehash and Pillow versions.
 
     When ``stop`` is set (the CLI sets it on Ctrl-C), what has been hashed so far is stored
     as a last batch and the ingest ends with ``summary.interrupted``.
@@ -329,13 +342,14 @@ def ingest_files(
 
     def flush() -> None:
         if batch:
-            added = store.insert_many(batch, batch_size=len(batch))
+            added = store.insert_many(batch, batch_size=len(batch), algorithm=algorithm,
+                                      hashed_here=True)
             summary.added += added
             summary.present += len(batch) - added
             batch.clear()
 
     try:
-        for item, h in hash_many(items, workers):
+        for item, h in hash_many(items, workers, algorithm):
             cid = item.company_id if item.company_id is not None else company_id
             if h is None or cid is None or item.meta_id is None:
                 if item.error:
@@ -374,9 +388,10 @@ def ingest_hashes(
     batch_size: int = 50_000,
     on_progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    algorithm: str = "ahash",
 ) -> IngestSummary:
-    """Store precomputed hash rows (see :func:`read_hash_rows`); ``stop`` as in
-    :func:`ingest_files`."""
+    """Store precomputed ``algorithm`` hash rows (see :func:`read_hash_rows`); ``stop`` as
+    in :func:`ingest_files`."""
     summary = IngestSummary()
     start = time.perf_counter()
 
@@ -394,7 +409,8 @@ def ingest_hashes(
             on_progress(seen)
 
     try:
-        store.insert_many(until_stopped(), batch_size=batch_size, on_batch=counted)
+        store.insert_many(until_stopped(), batch_size=batch_size, on_batch=counted,
+                          algorithm=algorithm)
     finally:
         summary.seconds = time.perf_counter() - start
     return summary

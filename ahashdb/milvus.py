@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AhashdbError, InvalidInput
-from .hashes import from_bytes, hamming, to_signed
+from .hashes import check_algorithm, from_bytes, hamming, to_signed
 from .store import HashStore
 
 __all__ = [
@@ -215,6 +215,7 @@ def import_collection(
     batch_size: int = 10_000,
     token: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    algorithm: str = "ahash",
 ) -> MilvusImport:
     """Copy every (hash, meta_id, company_id) of a Milvus collection into ``store``.
 
@@ -223,11 +224,15 @@ def import_collection(
     ``company_field=None`` takes ``company_id`` for every row. ``audit=N`` then re-runs N
     of the collection's own top-10 searches (a random sample of its rows as queries, each
     within its company) and compares them with exact Hamming top-10 from ahashdb.
+    ``algorithm`` names the hash function that made the collection's vectors (and
+    ``samples``' hashes); rows are stored as that algorithm's hashes.
     """
+    algorithm = check_algorithm(algorithm)
     client = _client(uri, token)
     try:
         return _import(client, store, collection, vector_field, meta_field, company_field,
-                       company_id, bit_order, samples, audit, batch_size, on_progress)
+                       company_id, bit_order, samples, audit, batch_size, on_progress,
+                       algorithm)
     except AhashdbError:
         raise
     except Exception as exc:
@@ -244,7 +249,7 @@ def import_collection(
 def _import(client: Any, store: HashStore, collection: str, vector_field: str | None,
             meta_field: str, company_field: str | None, company_id: int | None,
             bit_order: str, samples: Sequence[tuple[int, int]], audit: int, batch_size: int,
-            on_progress: Callable[[int], None] | None) -> MilvusImport:
+            on_progress: Callable[[int], None] | None, algorithm: str) -> MilvusImport:
     if company_field is None and company_id is None:
         raise InvalidInput("the collection has no company field: give --company-id")
     f = _fields(client, collection, vector_field, meta_field, company_field)
@@ -268,10 +273,10 @@ def _import(client: Any, store: HashStore, collection: str, vector_field: str | 
             on_progress(seen)
 
     store.insert_many(((to_signed(h), c, m) for h, c, m in rows), batch_size=batch_size,
-                      on_batch=counted)
+                      on_batch=counted, algorithm=algorithm)
     if audit:
         result.audit = _audit(client, collection, f, store, result.samples,
-                              bit_order)
+                              bit_order, algorithm)
     return result
 
 
@@ -291,7 +296,8 @@ def _sample_vectors(client: Any, collection: str, f: _Fields,
 
 
 def _audit(client: Any, collection: str, f: _Fields, store: HashStore,
-           samples: list[tuple[int, int, int]], bit_order: str, k: int = 10) -> AuditResult:
+           samples: list[tuple[int, int, int]], bit_order: str, algorithm: str,
+           k: int = 10) -> AuditResult:
     result = AuditResult(metric=f.metric)
     if f.metric is None:
         raise MilvusError(f"collection {collection!r} has no index on {f.vector!r}: nothing"
@@ -315,7 +321,7 @@ def _audit(client: Any, collection: str, f: _Fields, store: HashStore,
             other = vector_to_hash(rec[f.vector], bit_order)
             theirs.append((hamming(h, other), int(rec[f.meta]), other))
         ours = [(m.distance, m.meta_id, int(m.hash, 16))
-                for m in store.nearest(h, company_id=company, k=k)]
+                for m in store.nearest(h, company_id=company, k=k, algorithm=algorithm)]
         result.queries += 1
         if sorted(d for d, _, _ in theirs) != [d for d, _, _ in ours]:
             result.differing += 1

@@ -31,15 +31,19 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator
 
-from .hashes import HashLike, coerce_hash, to_hex, to_signed
+from .hashes import ALGORITHMS, HashLike, coerce_hash, to_hex, to_signed
 
 __all__ = [
     "HashHex",
+    "ahash_algorithm",
+    "ahash_hashers",
     "ahash_chunk_masks",
     "ahash_distance",
     "ahash_from_hex",
@@ -51,6 +55,10 @@ __all__ = [
 CHUNKS = 4
 
 metadata = MetaData()
+
+#: The SQL enum naming a row's hash function (imagehash's, at hash_size 8).
+ahash_algorithm = ENUM(*ALGORITHMS, name="ahash_algorithm", create_type=False,
+                       metadata=metadata)
 
 
 def _chunk_expression(i: int) -> str:
@@ -72,17 +80,37 @@ image_hashes = Table(
         Column(f"c{i}", Integer, Computed(_chunk_expression(i), persisted=True), nullable=False)
         for i in range(CHUNKS)
     ),
-    PrimaryKeyConstraint("company_id", "meta_id", "hash", name="image_hashes_pkey"),
+    Column("algorithm", ahash_algorithm, server_default=text("'ahash'::ahash_algorithm"),
+           nullable=False),
+    # The ahash_hashers row (imagehash/Pillow versions) that computed it; NULL: not ahashdb.
+    Column("hasher", SmallInteger, nullable=True),
+    PrimaryKeyConstraint("company_id", "meta_id", "algorithm", "hash", name="image_hashes_pkey"),
     *(
         Index(
             f"image_hashes_c{i}_idx",
             f"c{i}",
+            "algorithm",
             "company_id",
             postgresql_include=["hash", "meta_id"],
         )
         for i in range(CHUNKS)
     ),
-    comment="64-bit aHashes (imagehash.average_hash) as signed BIGINT, per company and object",
+    comment="64-bit perceptual hashes (imagehash average_hash, phash, dhash, whash) as signed"
+    " BIGINT, per company and object",
+)
+
+ahash_hashers = Table(
+    "ahash_hashers",
+    metadata,
+    Column("id", SmallInteger, Identity(always=True), nullable=False),
+    Column("algorithm", ahash_algorithm, nullable=False),
+    Column("hash_size", SmallInteger, nullable=False),
+    Column("imagehash_version", Text, nullable=False),
+    Column("pillow_version", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    PrimaryKeyConstraint("id", name="ahash_hashers_pkey"),
+    UniqueConstraint("algorithm", "hash_size", "imagehash_version", "pillow_version",
+                     name="ahash_hashers_key"),
 )
 
 ahash_chunk_masks = Table(

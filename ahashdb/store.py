@@ -22,13 +22,19 @@ from . import embedded
 from .config import describe_target, libpq_url, redact, resolve_database_url, sqlalchemy_url
 from .errors import AhashdbError, DatabaseUnavailable, InvalidInput, SchemaNotMigrated
 from .hashes import (
+    ALGORITHMS,
+    DEFAULT_MAX_DISTANCE,
+    HASH_SIZE,
     INT64_MAX,
     INT64_MIN,
     LOW_INFORMATION_BITS,
     MASK64,
     HashLike,
     ImageLike,
+    check_algorithm,
     hash_of,
+    hasher_versions,
+    is_hash_spelling,
     to_hex,
     to_signed,
 )
@@ -36,16 +42,21 @@ from .hashes import (
 __all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
+
+#: image_hashes' columns a writer fills, in COPY order; rows are tuples in this order.
+_COLUMNS = ("company_id", "meta_id", "algorithm", "hash", "source", "hasher")
+_COPY_TYPES = ["int8", "int8", "text", "int8", "text", "int2"]
 
 TWO64 = 1 << 64
 
 CHUNK_INDEXES = tuple(f"image_hashes_c{i}_idx" for i in range(4))
 _INDEX_DDL = {
     "image_hashes_pkey": "ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey "
-    "PRIMARY KEY (company_id, meta_id, hash)",
+    "PRIMARY KEY (company_id, meta_id, algorithm, hash)",
     **{
-        name: f"CREATE INDEX {name} ON image_hashes (c{i}, company_id) INCLUDE (hash, meta_id)"
+        name: f"CREATE INDEX {name} ON image_hashes (c{i}, algorithm, company_id)"
+        " INCLUDE (hash, meta_id)"
         for i, name in enumerate(CHUNK_INDEXES)
     },
 }
@@ -152,6 +163,7 @@ class HashStore:
         self.tenant = None if tenant is None else _check_id("tenant", tenant)
         self._conn: psycopg.Connection | None = None
         self._schema_checked = False
+        self._hashers: dict[str, int] = {}
 
     # --- connection -----------------------------------------------------------------------
 
@@ -268,17 +280,21 @@ class HashStore:
                 conn.execute(sa_text("SELECT pg_advisory_xact_lock(7340580466392731649)"))
                 cfg.attributes["connection"] = conn
                 getattr(command, direction)(cfg, revision)
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL at {describe_target(self.url)}: {exc}"
-            ) from None
+        except psycopg.Error as exc:
+            if _lost_connection(exc):
+                raise DatabaseUnavailable(
+                    f"cannot connect to PostgreSQL at {describe_target(self.url)}: {exc}"
+                ) from None
+            raise
         except Exception as exc:
             orig = getattr(exc, "orig", None)
-            if isinstance(orig, psycopg.OperationalError):
+            if isinstance(orig, psycopg.Error) and _lost_connection(orig):
                 raise DatabaseUnavailable(
                     f"cannot connect to PostgreSQL at {describe_target(self.url)}:"
                     f" {str(orig).strip().splitlines()[-1]}"
                 ) from None
+            if isinstance(orig, psycopg.Error):
+                raise orig from None  # the server's own error (a migration refusing, say)
             raise
         finally:
             engine.dispose()
@@ -360,9 +376,9 @@ class HashStore:
                         sql.Identifier(f"image_hashes_p{i}"), sql.Literal(partitions),
                         sql.Literal(i)))
             conn.execute(
-                "INSERT INTO image_hashes (id, company_id, meta_id, hash, source, created_at)"
-                " OVERRIDING SYSTEM VALUE SELECT id, company_id, meta_id, hash, source,"
-                " created_at FROM ahashdb_old_image_hashes")
+                "INSERT INTO image_hashes (id, company_id, meta_id, algorithm, hash, source,"
+                " hasher, created_at) OVERRIDING SYSTEM VALUE SELECT id, company_id, meta_id,"
+                " algorithm, hash, source, hasher, created_at FROM ahashdb_old_image_hashes")
             conn.execute(
                 "SELECT setval(pg_get_serial_sequence('image_hashes', 'id'),"
                 " coalesce((SELECT max(id) FROM image_hashes), 0) + 1, false)")
@@ -389,17 +405,48 @@ class HashStore:
         company_id: int,
         meta_id: int,
         source: str | None = None,
+        algorithm: str = "ahash",
     ) -> int | None:
-        """Store one hash; returns the new row's id, or None when it was already stored."""
+        """Store one hash; returns the new row's id, or None when it was already stored.
+
+        An image is hashed by ``algorithm`` (ahash, phash, dhash or whash) and the row
+        records this process's imagehash and Pillow versions; a hash value is stored as
+        that algorithm's hash, with no versions recorded."""
         company_id = _check_id("company_id", company_id)
         meta_id = _check_id("meta_id", meta_id)
-        h = to_signed(hash_of(image_or_hash))
+        algorithm = check_algorithm(algorithm)
+        hashed_here = not is_hash_spelling(image_or_hash)
+        h = to_signed(hash_of(image_or_hash, algorithm))
         row = self.connection.execute(
-            "INSERT INTO image_hashes (company_id, meta_id, hash, source) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (company_id, meta_id, hash) DO NOTHING RETURNING id",
-            (company_id, meta_id, h, _check_source(source)),
+            "INSERT INTO image_hashes (company_id, meta_id, algorithm, hash, source, hasher)"
+            " VALUES (%s, %s, %s::ahash_algorithm, %s, %s, %s)"
+            " ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING RETURNING id",
+            (company_id, meta_id, algorithm, h, _check_source(source),
+             self.hasher_id(algorithm) if hashed_here else None),
         ).fetchone()
         return None if row is None else row[0]
+
+    def hasher_id(self, algorithm: str = "ahash") -> int:
+        """The ``ahash_hashers`` id of ``algorithm`` at this process's imagehash and Pillow
+        versions (recorded on first use): what rows hashed here carry in ``hasher``."""
+        algorithm = check_algorithm(algorithm)
+        if algorithm not in self._hashers:
+            imagehash_version, pillow_version = hasher_versions()
+            key = (algorithm, HASH_SIZE, imagehash_version, pillow_version)
+            conn = self.connection
+            row = conn.execute(
+                "INSERT INTO ahash_hashers (algorithm, hash_size, imagehash_version,"
+                " pillow_version) VALUES (%s::ahash_algorithm, %s, %s, %s)"
+                " ON CONFLICT (algorithm, hash_size, imagehash_version, pillow_version)"
+                " DO NOTHING RETURNING id", key).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "SELECT id FROM ahash_hashers WHERE algorithm = %s::ahash_algorithm"
+                    " AND hash_size = %s AND imagehash_version = %s AND pillow_version = %s",
+                    key).fetchone()
+            assert row is not None
+            self._hashers[algorithm] = int(row[0])
+        return self._hashers[algorithm]
 
     def insert_many(
         self,
@@ -408,11 +455,16 @@ class HashStore:
         batch_size: int = 50_000,
         bulk: bool = False,
         on_batch: Callable[[int, int], None] | None = None,
+        algorithm: str = "ahash",
+        hashed_here: bool = False,
     ) -> int:
         """Store many hashes with COPY; returns how many rows were added.
 
         ``rows`` yields ``(image_or_hash, company_id, meta_id[, source])`` tuples or dicts
         with ``hash`` (or ``image``), ``company_id``, ``meta_id`` and optional ``source``.
+        All are ``algorithm`` hashes (images are hashed by it). Rows whose image was hashed
+        here, and all rows when ``hashed_here`` (the caller hashed them with this process's
+        imagehash and Pillow), record those versions; other rows record none.
         Rows are streamed: memory stays flat however many there are. Each batch of
         ``batch_size`` rows is its own transaction, so an interruption keeps every finished
         batch and a re-run adds only what is missing (rows already stored are skipped).
@@ -424,7 +476,9 @@ class HashStore:
         """
         if batch_size < 1:
             raise InvalidInput(f"batch_size {batch_size}: expected 1 or more")
-        normalized = _normalize_rows(rows)
+        algorithm = check_algorithm(algorithm)
+        normalized = _normalize_rows(rows, algorithm, lambda: self.hasher_id(algorithm),
+                                     hashed_here)
         if bulk:
             return self._bulk_load(normalized, on_batch)
         conn = self.connection
@@ -440,9 +494,7 @@ class HashStore:
                 on_batch(added_now, len(batch))
         return added
 
-    def _bulk_load(
-        self, rows: Iterator[tuple[int, int, int, str | None]], on_batch: Any
-    ) -> int:
+    def _bulk_load(self, rows: Iterator[Row], on_batch: Any) -> int:
         conn = self.connection
         with conn.transaction():
             conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
@@ -459,12 +511,7 @@ class HashStore:
                 while batch := list(itertools.islice(rows, 200_000)):
                     _copy(conn, "ahashdb_stage", batch)
                     seen += len(batch)
-                cur = conn.execute(
-                    "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
-                    " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
-                    " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
-                )
-                added = max(cur.rowcount, 0)
+                added = _insert_staged(conn)
                 conn.execute("TRUNCATE ahashdb_stage")
             for name in CHUNK_INDEXES:
                 conn.execute(_INDEX_DDL[name])
@@ -504,15 +551,19 @@ class HashStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    def count(self, company_id: int | None = None) -> int:
-        """How many hashes are stored: for one company, or all when ``company_id`` is None."""
-        if company_id is None:
-            row = self.connection.execute("SELECT count(*) FROM image_hashes").fetchone()
-        else:
-            row = self.connection.execute(
-                "SELECT count(*) FROM image_hashes WHERE company_id = %s",
-                (_check_id("company_id", company_id),),
-            ).fetchone()
+    def count(self, company_id: int | None = None, *, algorithm: str | None = None) -> int:
+        """How many hashes are stored: for one company, or all when ``company_id`` is None;
+        of one ``algorithm``, or of all when it is None."""
+        where, params = ["true"], []
+        if company_id is not None:
+            where.append("company_id = %s")
+            params.append(_check_id("company_id", company_id))
+        if algorithm is not None:
+            where.append("algorithm = %s::ahash_algorithm")
+            params.append(check_algorithm(algorithm))
+        row = self.connection.execute(
+            f"SELECT count(*) FROM image_hashes WHERE {' AND '.join(where)}", params
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def _scope(self, company_id: int | None, all_companies: bool) -> int | None:
@@ -531,32 +582,39 @@ class HashStore:
         image_or_hash: ImageLike | HashLike,
         *,
         company_id: int | None = None,
-        max_distance: int = 10,
+        max_distance: int | None = None,
         limit: int | None = None,
         all_companies: bool = False,
         orientations: bool = False,
+        algorithm: str = "ahash",
     ) -> list[Match]:
         """Every stored hash within ``max_distance`` bits, closest first (ties by id).
 
         Exact, through ``ahash_search`` (multi-index hashing; a scan where that is cheaper).
-        Scoped to ``company_id`` unless ``all_companies=True``. ``orientations=True`` also
-        searches with the 8 flips/rotations of the query's grid and returns each row once,
-        at its best distance, with the ``orientation`` that matched.
+        Scoped to ``company_id`` unless ``all_companies=True``. Compares only hashes of
+        ``algorithm`` (an image query is hashed by it); ``max_distance`` defaults to the
+        algorithm's :data:`~ahashdb.hashes.DEFAULT_MAX_DISTANCE`. ``orientations=True``
+        (aHash only) also searches with the 8 flips/rotations of the query's grid and
+        returns each row once, at its best distance, with the ``orientation`` that matched.
         """
         company = self._scope(company_id, all_companies)
+        algorithm = _check_oriented(check_algorithm(algorithm), orientations)
+        if max_distance is None:
+            max_distance = DEFAULT_MAX_DISTANCE[algorithm]
         max_distance = _check_distance("max_distance", max_distance)
         if limit is not None:
             limit = _check_distance("limit", limit, upper=None)
-        h = hash_of(image_or_hash)
-        statement = "SELECT * FROM ahash_search(%s, %s, %s, %s)"
+        h = hash_of(image_or_hash, algorithm)
+        statement = "SELECT * FROM ahash_search(%s, %s, %s, %s, %s::ahash_algorithm)"
         if orientations:
             return self._oriented(h, lambda q: self.connection.execute(
-                statement, (company, q, max_distance, limit)).fetchall(), limit)
+                statement, (company, q, max_distance, limit, algorithm)).fetchall(), limit)
         rows = self.connection.execute(
-            statement, (company, to_signed(h), max_distance, limit)).fetchall()
+            statement, (company, to_signed(h), max_distance, limit, algorithm)).fetchall()
         return [_row_to_match(r) for r in rows]
 
-    def _oriented(self, h: int, run: Callable[[int], list[Any]],
+    @staticmethod
+    def _oriented(h: int, run: Callable[[int], list[Any]],
                   cut: int | None) -> list[Match]:
         """Search with each flip/rotation of ``h``; each row once, at its best distance
         (ties: the first orientation in ORIENTATIONS order), closest first, cut at ``cut``.
@@ -585,27 +643,32 @@ class HashStore:
         k: int = 10,
         all_companies: bool = False,
         orientations: bool = False,
+        algorithm: str = "ahash",
     ) -> list[Match]:
-        """The ``k`` stored hashes closest to the query, exact (ties by id); with
-        ``orientations=True``, closest under any of the 8 flips/rotations (see search)."""
+        """The ``k`` stored hashes of ``algorithm`` closest to the query, exact (ties by
+        id); with ``orientations=True``, closest under any of the 8 flips/rotations (see
+        search)."""
         company = self._scope(company_id, all_companies)
+        algorithm = _check_oriented(check_algorithm(algorithm), orientations)
         k = _check_distance("k", k, upper=None)
-        h = hash_of(image_or_hash)
-        statement = "SELECT * FROM ahash_nearest(%s, %s, %s)"
+        h = hash_of(image_or_hash, algorithm)
+        statement = "SELECT * FROM ahash_nearest(%s, %s, %s, %s::ahash_algorithm)"
         if orientations:
             return self._oriented(h, lambda q: self.connection.execute(
-                statement, (company, q, k)).fetchall(), k)
-        rows = self.connection.execute(statement, (company, to_signed(h), k)).fetchall()
+                statement, (company, q, k, algorithm)).fetchall(), k)
+        rows = self.connection.execute(
+            statement, (company, to_signed(h), k, algorithm)).fetchall()
         return [_row_to_match(r) for r in rows]
 
-    def _company_hashes(self, company_id: int) -> tuple[Any, Any, Any]:
-        """(ids, meta_ids, unsigned hashes) of one company's rows, as numpy arrays."""
+    def _company_hashes(self, company_id: int, algorithm: str) -> tuple[Any, Any, Any]:
+        """(ids, meta_ids, unsigned hashes) of one company's rows of one algorithm."""
         import numpy as np
 
         ids, metas, hashes = [], [], []
         with self.connection.cursor().copy(
-            sql.SQL("COPY (SELECT id, meta_id, hash FROM image_hashes WHERE company_id = {})"
-                    " TO STDOUT (FORMAT BINARY)").format(sql.Literal(company_id))) as copy:
+            sql.SQL("COPY (SELECT id, meta_id, hash FROM image_hashes WHERE company_id = {}"
+                    " AND algorithm = {}::ahash_algorithm) TO STDOUT (FORMAT BINARY)").format(
+                sql.Literal(company_id), sql.Literal(algorithm))) as copy:
             copy.set_types(["int8", "int8", "int8"])
             for rid, meta, h in copy.rows():
                 ids.append(rid)
@@ -614,19 +677,22 @@ class HashStore:
         return (np.array(ids, dtype=np.int64), np.array(metas, dtype=np.int64),
                 np.array(hashes, dtype=np.int64).view(np.uint64))
 
-    def _sources(self, company_id: int, keys: list[tuple[int, int]]) -> dict[tuple, Any]:
+    def _sources(self, company_id: int, algorithm: str,
+                 keys: list[tuple[int, int]]) -> dict[tuple, Any]:
         """source by (meta_id, signed hash), looked up through the primary key."""
         rows = self.connection.execute(
             "SELECT h.meta_id, h.hash, h.source FROM unnest(%s::bigint[], %s::bigint[])"
             " AS u(meta_id, hash) JOIN image_hashes h ON h.company_id = %s"
-            " AND h.meta_id = u.meta_id AND h.hash = u.hash",
-            ([k[0] for k in keys], [k[1] for k in keys], company_id)).fetchall()
+            " AND h.meta_id = u.meta_id AND h.algorithm = %s::ahash_algorithm"
+            " AND h.hash = u.hash",
+            ([k[0] for k in keys], [k[1] for k in keys], company_id, algorithm)).fetchall()
         return {(r[0], r[1]): r[2] for r in rows}
 
     def duplicates(
-        self, *, company_id: int, max_distance: int = 4
+        self, *, company_id: int, max_distance: int = 4, algorithm: str = "ahash"
     ) -> Iterator[list[Match]]:
-        """Groups of one company's stored images connected by distance <= ``max_distance``
+        """Groups of one company's stored ``algorithm`` hashes connected by distance
+        <= ``max_distance``
         (connected components: a~b and b~c put a, b, c in one group even if a, c are
         farther apart), largest group first, then by smallest id; each group's members
         ordered by id, each a :class:`Match` whose ``distance`` is to the group's first
@@ -637,7 +703,8 @@ class HashStore:
 
         company_id = _check_id("company_id", company_id)
         max_distance = _check_distance("max_distance", max_distance)
-        ids, metas, hashes = self._company_hashes(company_id)
+        algorithm = check_algorithm(algorithm)
+        ids, metas, hashes = self._company_hashes(company_id, algorithm)
         signed = hashes.view(np.int64)
         values, inverse = np.unique(hashes, return_inverse=True)
         a, b = pairs_within(values, max_distance)
@@ -650,7 +717,7 @@ class HashStore:
 
         def flush() -> Iterator[list[Match]]:
             keys = [(int(metas[r]), int(signed[r])) for g in pending for r in g]
-            sources = self._sources(company_id, keys)
+            sources = self._sources(company_id, algorithm, keys)
             for g in pending:
                 rows = g[np.argsort(ids[g], kind="stable")]
                 first = int(hashes[rows[0]])
@@ -667,17 +734,17 @@ class HashStore:
         yield from flush()
 
     def duplicate_pairs(
-        self, *, company_id: int, max_distance: int = 4
+        self, *, company_id: int, max_distance: int = 4, algorithm: str = "ahash"
     ) -> Iterator[tuple[int, int, int]]:
-        """Every pair ``(id_a, id_b, distance)`` (id_a < id_b) of one company's rows within
-        ``max_distance`` bits, ordered by distance. Exact."""
+        """Every pair ``(id_a, id_b, distance)`` (id_a < id_b) of one company's
+        ``algorithm`` rows within ``max_distance`` bits, ordered by distance. Exact."""
         import numpy as np
 
         from .duplicates import pairs_within
 
         company_id = _check_id("company_id", company_id)
         max_distance = _check_distance("max_distance", max_distance)
-        ids, _, hashes = self._company_hashes(company_id)
+        ids, _, hashes = self._company_hashes(company_id, check_algorithm(algorithm))
         values, inverse = np.unique(hashes, return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         starts = np.searchsorted(inverse[order], np.arange(len(values)))
@@ -696,12 +763,15 @@ class HashStore:
             d = int(dist[k])
             yield from sorted((min(x, y), max(x, y), d) for x in rows_a for y in rows_b)
 
-    def hashes_of(self, *, company_id: int, meta_id: int) -> list[tuple[int, str]]:
-        """``(id, hex)`` of every hash stored for one object."""
+    def hashes_of(
+        self, *, company_id: int, meta_id: int, algorithm: str = "ahash"
+    ) -> list[tuple[int, str]]:
+        """``(id, hex)`` of every ``algorithm`` hash stored for one object."""
         rows = self.connection.execute(
             "SELECT id, hash FROM image_hashes WHERE company_id = %s AND meta_id = %s"
-            " ORDER BY id",
-            (_check_id("company_id", company_id), _check_id("meta_id", meta_id)),
+            " AND algorithm = %s::ahash_algorithm ORDER BY id",
+            (_check_id("company_id", company_id), _check_id("meta_id", meta_id),
+             check_algorithm(algorithm)),
         ).fetchall()
         return [(r[0], to_hex(r[1])) for r in rows]
 
@@ -734,6 +804,16 @@ class HashStore:
             f" WHERE i.indrelid IN ({tables}) GROUP BY 1 ORDER BY 1"
         ).fetchall()
         version = conn.execute("SHOW server_version").fetchone()
+        by_algorithm = conn.execute(
+            f"SELECT algorithm::text, count(*) FROM image_hashes {where}"
+            " GROUP BY algorithm ORDER BY algorithm", params).fetchall()
+        # Which imagehash/Pillow versions made the rows: hashes from different versions may
+        # differ by a bit or two for the same image (drift).
+        made_by = conn.execute(
+            "SELECT h.algorithm::text, k.hash_size, k.imagehash_version, k.pillow_version,"
+            " count(*) FROM image_hashes h LEFT JOIN ahash_hashers k ON k.id = h.hasher"
+            f" {where.replace('company_id', 'h.company_id')}"
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 3 NULLS FIRST, 4 NULLS FIRST", params).fetchall()
         total = sum(n for _, n in per_company)
         return {
             "database": redact(self.url),
@@ -743,6 +823,11 @@ class HashStore:
             "schema_revision": self._read_revision(conn),
             "rows": total,
             "companies": {c: n for c, n in per_company},
+            "algorithms": {a: n for a, n in by_algorithm},
+            "hashed_by": [
+                {"algorithm": a, "hash_size": size, "imagehash": ih, "pillow": pil, "rows": n}
+                for a, size, ih, pil, n in made_by
+            ],
             "all_zero_hashes": degenerate[0] if degenerate else 0,
             "all_one_hashes": degenerate[1] if degenerate else 0,
             "low_information_hashes": degenerate[2] if degenerate else 0,
@@ -753,7 +838,25 @@ class HashStore:
         }
 
 
+def _lost_connection(exc: psycopg.Error) -> bool:
+    """True for failures to reach or stay connected to the server (no SQLSTATE: libpq's own;
+    class 08: connection exception; 57P: the server shutting down)."""
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
 # --- row handling ---------------------------------------------------------------------------
+
+#: A row as written: (company_id, meta_id, algorithm, signed hash, source, hasher id).
+Row = tuple[int, int, str, int, "str | None", "int | None"]
+
+
+def _check_oriented(algorithm: str, orientations: bool) -> str:
+    if orientations and algorithm != "ahash":
+        raise InvalidInput(
+            f"orientations work with ahash only: a flip or rotation permutes aHash's 8x8 grid"
+            f" of bits, but not {algorithm}'s")
+    return algorithm
 
 
 def _check_source(source: object) -> str | None:
@@ -768,7 +871,11 @@ def _check_source(source: object) -> str | None:
 
 def _normalize_rows(
     rows: Iterable[Sequence[Any] | Mapping[str, Any]],
-) -> Iterator[tuple[int, int, int, str | None]]:
+    algorithm: str,
+    hasher: Callable[[], int],
+    hashed_here: bool,
+) -> Iterator[Row]:
+    own = hasher() if hashed_here else None
     for n, row in enumerate(rows, 1):
         try:
             if isinstance(row, Mapping):
@@ -792,13 +899,17 @@ def _normalize_rows(
                 and INT64_MIN <= meta <= INT64_MAX
                 and (source is None or (type(source) is str and "\x00" not in source))
             ):
-                yield company, meta, (value - TWO64 if value > INT64_MAX else value), source
+                yield (company, meta, algorithm, (value - TWO64 if value > INT64_MAX else value),
+                       source, own)
                 continue
+            image = not is_hash_spelling(value)
             yield (
                 _check_id("company_id", company),
                 _check_id("meta_id", meta),
-                to_signed(hash_of(value)),
+                algorithm,
+                to_signed(hash_of(value, algorithm)),
                 _check_source(source),
+                hasher() if image else own,
             )
         except KeyError as exc:
             raise InvalidInput(f"row {n}: missing field {exc.args[0]!r}") from None
@@ -806,11 +917,14 @@ def _normalize_rows(
             raise type(exc)(f"row {n}: {exc}") from None
 
 
-def _key_order(row: tuple[int, int, int, str | None]) -> tuple[int, int, int]:
-    return row[0], row[1], row[2]
+def _key_order(row: Row) -> tuple[int, int, int, int]:
+    return row[0], row[1], _ALGORITHM_ORDER[row[2]], row[3]
 
 
-def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str | None]]) -> int:
+_ALGORITHM_ORDER = {name: i for i, name in enumerate(ALGORITHMS)}
+
+
+def _insert_batch(conn: psycopg.Connection, batch: list[Row]) -> int:
     """Insert a batch, skipping rows already stored; returns how many were added.
 
     New rows (the usual case) are copied straight into the table, the cheapest way in. If
@@ -829,11 +943,16 @@ def _insert_batch(conn: psycopg.Connection, batch: list[tuple[int, int, int, str
         pass
     _ensure_stage(conn)
     _copy(conn, "ahashdb_stage", batch)
+    return _insert_staged(conn)
+
+
+def _insert_staged(conn: psycopg.Connection) -> int:
+    """Move the staged rows into image_hashes, in key order, skipping stored ones."""
+    columns = ", ".join(_COLUMNS)
     cur = conn.execute(
-        "INSERT INTO image_hashes (company_id, meta_id, hash, source)"
-        " SELECT company_id, meta_id, hash, source FROM ahashdb_stage"
-        " ORDER BY company_id, meta_id, hash"
-        " ON CONFLICT (company_id, meta_id, hash) DO NOTHING"
+        f"INSERT INTO image_hashes ({columns}) SELECT {columns} FROM ahashdb_stage"
+        " ORDER BY company_id, meta_id, algorithm, hash"
+        " ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING"
     )
     conn.execute("TRUNCATE ahashdb_stage")
     return max(cur.rowcount, 0)
@@ -852,9 +971,7 @@ def _rows_estimate_function() -> str:
                                                       "CREATE OR REPLACE FUNCTION", 1)
 
 
-def _load_empty(
-    conn: psycopg.Connection, rows: Iterator[tuple[int, int, int, str | None]]
-) -> tuple[int, int]:
+def _load_empty(conn: psycopg.Connection, rows: Iterator[Row]) -> tuple[int, int]:
     """Fill the (empty) table in the current transaction: (rows added, rows seen).
 
     TRUNCATE makes a new relation, so COPY may FREEZE the rows (all-visible at once) and,
@@ -867,11 +984,11 @@ def _load_empty(
     kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'image_hashes'::regclass")
     partitioned = (kind.fetchone() or ("r",))[0] == "p"  # COPY cannot FREEZE those
     statement = (
-        "COPY image_hashes (company_id, meta_id, hash, source) FROM STDIN"
+        f"COPY image_hashes ({', '.join(_COLUMNS)}) FROM STDIN"
         f" (FORMAT BINARY{'' if partitioned else ', FREEZE'})"
     )
     with conn.cursor().copy(statement) as copy:
-        copy.set_types(["int8", "int8", "int8", "text"])
+        copy.set_types(_COPY_TYPES)
         for row in rows:
             copy.write_row(row)
             seen += 1
@@ -883,8 +1000,8 @@ def _load_empty(
         pass
     cur = conn.execute(
         "DELETE FROM image_hashes a USING image_hashes b"
-        " WHERE a.company_id = b.company_id AND a.meta_id = b.meta_id AND a.hash = b.hash"
-        " AND a.id > b.id"
+        " WHERE a.company_id = b.company_id AND a.meta_id = b.meta_id"
+        " AND a.algorithm = b.algorithm AND a.hash = b.hash AND a.id > b.id"
     )
     conn.execute(_INDEX_DDL["image_hashes_pkey"])
     return seen - max(cur.rowcount, 0), seen
@@ -892,20 +1009,15 @@ def _load_empty(
 
 def _ensure_stage(conn: psycopg.Connection) -> None:
     conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS ahashdb_stage"
-        " (company_id bigint, meta_id bigint, hash bigint, source text)"
+        "CREATE TEMP TABLE IF NOT EXISTS ahashdb_stage (company_id bigint, meta_id bigint,"
+        " algorithm ahash_algorithm, hash bigint, source text, hasher smallint)"
     )
 
 
-def _copy(
-    conn: psycopg.Connection, table: str, batch: list[tuple[int, int, int, str | None]]
-) -> None:
-    statement = sql.SQL(
-        "COPY {} (company_id, meta_id, hash, source) FROM STDIN (FORMAT BINARY)"
-    ).format(sql.Identifier(table))
+def _copy(conn: psycopg.Connection, table: str, batch: list[Row]) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)))
     with conn.cursor().copy(statement) as copy:
-        copy.set_types(["int8", "int8", "int8", "text"])
+        copy.set_types(_COPY_TYPES)
         for row in batch:
             copy.write_row(row)
-
-

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ahashdb import HashStore
 from ahashdb.cli import app
 from ahashdb.errors import InvalidInput
-from tests.test_search_exact import brute, datasets
+from tests.test_search_exact import brute, datasets, load
 
 runner = CliRunner()
 
@@ -34,7 +34,8 @@ def pstore(part_url: str):  # noqa: ANN201
 
 def snapshot(store: HashStore) -> list[tuple]:
     return store.connection.execute(
-        "SELECT id, company_id, meta_id, hash, source, created_at, c0, c1, c2, c3"
+        "SELECT id, company_id, meta_id, algorithm, hash, source, hasher, created_at,"
+        " c0, c1, c2, c3"
         " FROM image_hashes ORDER BY id").fetchall()
 
 
@@ -43,7 +44,10 @@ def test_partition_and_back_keeps_rows_ids_grants_and_row_level_security(
 ) -> None:
     rng = random.Random(1)
     pstore.insert_many((rng.getrandbits(64), rng.randint(1, 50), i, f"s{i}")
-                       for i in range(5_000))
+                       for i in range(4_800))
+    # other algorithms' rows, with the versions that made them, carry over too
+    pstore.insert_many(((rng.getrandbits(64), rng.randint(1, 50), i) for i in range(200)),
+                       algorithm="dhash", hashed_here=True)
     pstore.connection.execute("GRANT SELECT ON image_hashes TO PUBLIC")
     pstore.enable_row_level_security()
     before = snapshot(pstore)
@@ -52,6 +56,7 @@ def test_partition_and_back_keeps_rows_ids_grants_and_row_level_security(
     assert "8 partitions (was 1), 5,000 rows" in r.stdout
     assert pstore.partitions() == 8
     assert snapshot(pstore) == before
+    assert {(r[3], r[6] is None) for r in before} == {("ahash", True), ("dhash", False)}
     conn = pstore.connection
     assert conn.execute("SELECT count(*) FROM pg_inherits"
                         " WHERE inhparent = 'image_hashes'::regclass").fetchone()[0] == 8
@@ -95,14 +100,14 @@ def test_search_and_nearest_on_the_partitioned_table_equal_brute_force(
     if pstore.partitions() == 1:
         pstore.connection.execute("TRUNCATE image_hashes")
         pstore.partition(4)
-    rows, query = data
-    pstore.connection.execute("TRUNCATE image_hashes")
-    pstore.insert_many(rows)
-    stored = pstore.connection.execute("SELECT id, company_id, hash FROM image_hashes").fetchall()
+    rows, query, algorithm = data
+    stored = load(pstore, rows)
     for company in (1, 2, None):
-        expect = brute(stored, query, company, t)
+        expect = brute(stored, query, company, t, algorithm)
         got = pstore.search(query, company_id=company, max_distance=t,
-                            all_companies=company is None)
+                            all_companies=company is None, algorithm=algorithm)
         assert [(m.distance, m.id) for m in got] == expect
-        top = pstore.nearest(query, company_id=company, k=k, all_companies=company is None)
-        assert [(m.distance, m.id) for m in top] == brute(stored, query, company, 64)[:k]
+        top = pstore.nearest(query, company_id=company, k=k, all_companies=company is None,
+                             algorithm=algorithm)
+        assert [(m.distance, m.id) for m in top] == \
+            brute(stored, query, company, 64, algorithm)[:k]

@@ -1,4 +1,5 @@
-"""Every indexed answer equals the brute-force answer: both plans, all thresholds, top-k."""
+"""Every indexed answer equals the brute-force answer: both plans, all thresholds, top-k,
+each algorithm's rows apart from the others'."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ahashdb import HashStore
-from ahashdb.hashes import to_signed
+from ahashdb.hashes import ALGORITHMS, to_signed
 
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 SPECIAL = st.sampled_from([0, (1 << 64) - 1, 0xFFFF_0000_0000_0000, 0x0000_0000_0000_FFFF])
@@ -23,62 +24,78 @@ def near(base: int) -> st.SearchStrategy[int]:
     )
 
 
+ALGORITHM = st.sampled_from(list(ALGORITHMS))
+
+
 @st.composite
-def datasets(draw: st.DrawFn) -> tuple[list[tuple[int, int, int]], int]:
+def datasets(draw: st.DrawFn) -> tuple[list[tuple[int, int, int, str]], int, str]:
+    """Rows (hash, company, meta_id, algorithm) near a centre, and a query and its
+    algorithm; the same values often appear under several algorithms."""
     centre = draw(st.one_of(U64, SPECIAL))
     values = draw(st.lists(st.one_of(near(centre), U64, SPECIAL), min_size=0, max_size=120))
     dups = draw(st.lists(st.sampled_from(values), max_size=20)) if values else []
-    companies = draw(st.lists(st.integers(1, 3), min_size=len(values + dups),
-                              max_size=len(values + dups)))
-    rows = [(v, c, i) for i, (v, c) in enumerate(zip(values + dups, companies, strict=True))]
+    n = len(values + dups)
+    companies = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    algorithms = draw(st.lists(st.sampled_from(["ahash", "ahash", "phash", "dhash"]),
+                               min_size=n, max_size=n))
+    rows = [(v, c, i, a) for i, (v, c, a) in
+            enumerate(zip(values + dups, companies, algorithms, strict=True))]
     query = draw(st.one_of(near(centre), U64, SPECIAL))
-    return rows, query
+    return rows, query, draw(ALGORITHM)
 
 
-def brute(rows: list[tuple[int, int, int, int]], query: int, company: int | None,
-          t: int) -> list[tuple[int, int]]:
-    """(distance, id) of rows within t, ordered."""
+def brute(rows: list[tuple[int, int, int, str]], query: int, company: int | None,
+          t: int, algorithm: str = "ahash") -> list[tuple[int, int]]:
+    """(distance, id) of the algorithm's rows within t, ordered."""
     q = query & ((1 << 64) - 1)
     out = []
-    for rid, c, h in rows:
+    for rid, c, h, a in rows:
         d = ((h & ((1 << 64) - 1)) ^ q).bit_count()
-        if (company is None or c == company) and d <= t:
+        if (company is None or c == company) and a == algorithm and d <= t:
             out.append((d, rid))
     return sorted(out)
 
 
-def load(store: HashStore, rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+def load(store: HashStore,
+         rows: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
     store.connection.execute("TRUNCATE image_hashes RESTART IDENTITY")
-    store.insert_many(rows)
-    return store.connection.execute("SELECT id, company_id, hash FROM image_hashes").fetchall()
+    for algorithm in ALGORITHMS:
+        store.insert_many([r[:3] for r in rows if r[3] == algorithm], algorithm=algorithm)
+    return store.connection.execute(
+        "SELECT id, company_id, hash, algorithm::text FROM image_hashes").fetchall()
 
 
 @given(data=datasets(), t=st.integers(0, 64), limit=st.none() | st.integers(0, 40))
 def test_search_equals_brute_force_in_both_plans(
     store: HashStore, data, t: int, limit: int | None  # noqa: ANN001
 ) -> None:
-    rows, query = data
+    rows, query, algorithm = data
     stored = load(store, rows)
     q = to_signed(query)
     for company in (1, None):
-        expected = brute(stored, query, company, t)[:limit]
+        expected = brute(stored, query, company, t, algorithm)[:limit]
         api = store.search(query, company_id=company, max_distance=t, limit=limit,
-                           all_companies=company is None)
+                           all_companies=company is None, algorithm=algorithm)
         assert [(m.distance, m.id) for m in api] == expected
         for fn in ("ahash_search_index", "ahash_search_scan"):
             got = store.connection.execute(
-                f"SELECT distance, id FROM {fn}(%s, %s, %s, %s)", (company, q, t, limit)
-            ).fetchall()
+                f"SELECT distance, id FROM {fn}(%s, %s, %s, %s, %s::ahash_algorithm)",
+                (company, q, t, limit, algorithm)).fetchall()
             assert got == expected, fn
+    if algorithm == "ahash":  # SQL callers that name no algorithm get aHashes only
+        got = store.connection.execute(
+            "SELECT distance, id FROM ahash_search(1, %s, %s, %s)", (q, t, limit)).fetchall()
+        assert got == brute(stored, query, 1, t)[:limit]
 
 
 @given(data=datasets(), k=st.integers(0, 150))
 def test_nearest_equals_brute_force(store: HashStore, data, k: int) -> None:  # noqa: ANN001
-    rows, query = data
+    rows, query, algorithm = data
     stored = load(store, rows)
     for company in (2, None):
-        expected = brute(stored, query, company, 64)[:k]
-        got = store.nearest(query, company_id=company, k=k, all_companies=company is None)
+        expected = brute(stored, query, company, 64, algorithm)[:k]
+        got = store.nearest(query, company_id=company, k=k, all_companies=company is None,
+                            algorithm=algorithm)
         assert [(m.distance, m.id) for m in got] == expected
 
 
