@@ -42,7 +42,7 @@ from .hashes import (
 __all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 #: image_hashes' columns a writer fills, in COPY order; rows are tuples in this order.
 _COLUMNS = ("company_id", "meta_id", "algorithm", "hash", "source", "hasher")
@@ -384,8 +384,6 @@ class HashStore:
                 " coalesce((SELECT max(id) FROM image_hashes), 0) + 1, false)")
             for ddl in _INDEX_DDL.values():
                 conn.execute(ddl)
-            # The one SQL-standard function that names the table is bound to it: rebind.
-            conn.execute(_rows_estimate_function())
             conn.execute("DROP TABLE ahashdb_old_image_hashes")
             for grantee, privilege in grants:
                 conn.execute(sql.SQL("GRANT {} ON image_hashes TO {}").format(
@@ -956,19 +954,6 @@ def _insert_staged(conn: psycopg.Connection) -> int:
     )
     conn.execute("TRUNCATE ahashdb_stage")
     return max(cur.rowcount, 0)
-
-
-def _rows_estimate_function() -> str:
-    """migration 0003's ahash_company_rows_estimate, as CREATE OR REPLACE."""
-    import importlib.util
-
-    path = migrations_path() / "versions" / "0003_multi_index_hashing.py"
-    spec = importlib.util.spec_from_file_location("ahashdb_migration_0003", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.AHASH_COMPANY_ROWS_ESTIMATE.replace("CREATE FUNCTION",
-                                                      "CREATE OR REPLACE FUNCTION", 1)
 
 
 def _load_empty(conn: psycopg.Connection, rows: Iterator[Row]) -> tuple[int, int]:

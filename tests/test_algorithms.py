@@ -16,6 +16,7 @@ from ahashdb import HashStore
 from ahashdb.config import libpq_url
 from ahashdb.errors import InvalidInput
 from ahashdb.hashes import ALGORITHMS, DEFAULT_MAX_DISTANCE, hasher_versions
+from ahashdb.store import SCHEMA_REVISION
 from tests.imagegen import photo
 from tests.test_cli import run
 
@@ -180,7 +181,7 @@ def test_migration_from_0004_marks_rows_ahash_and_downgrade_never_drops_rows(
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
                            match="1 rows of image_hashes are pHash, dHash or wHash"):
             store.downgrade("0004")
-        assert store.count() == 501 and store.schema_revision() == "0005"
+        assert store.count() == 501 and store.schema_revision() == SCHEMA_REVISION
         raw.execute("DELETE FROM image_hashes WHERE algorithm <> 'ahash'")
         store.downgrade("0004")
         assert raw.execute("SELECT id, company_id, meta_id, hash, source FROM image_hashes"

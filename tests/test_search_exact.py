@@ -119,3 +119,23 @@ def test_giant_company_uses_the_chunk_indexes(store: HashStore, t: int) -> None:
     plans = "\n".join(notices)
     assert "Index Only Scan using image_hashes_c" in plans
     assert "Seq Scan on image_hashes" not in plans
+
+
+def test_plan_inputs_agree_with_the_data(store: HashStore) -> None:
+    conn = store.connection
+    for t in range(65):  # arithmetic probe count == the masks the search actually probes
+        radii = conn.execute("SELECT ahash_chunk_radii(%s)", (t,)).fetchone()[0]
+        assert sum(r + 1 for r in radii) >= t + 1 and max(radii) - min(radii) <= 1
+        masks = conn.execute(
+            "SELECT count(*) FROM unnest(%s::int[]) r JOIN ahash_chunk_masks m"
+            " ON m.weight <= r", (radii,)).fetchone()[0]
+        assert conn.execute("SELECT ahash_probe_count(%s)", (t,)).fetchone()[0] == masks
+    store.insert_many((i, 1 + (i % 10 == 0) + (i % 100 == 0), i) for i in range(20_000))
+    conn.execute("ANALYZE image_hashes")
+    for company, rows in ((1, 18_000), (2, 1_800), (3, 200), (4, 0)):
+        est = conn.execute("SELECT ahash_company_rows_estimate(%s)", (company,)).fetchone()[0]
+        assert abs(est - rows) <= 0.1 * 20_000 / 10 + 0.1 * rows, (company, est)
+    assert conn.execute("SELECT ahash_company_rows_estimate(NULL)").fetchone()[0] == 20_000
+    # a company of 200 rows is scanned at T=10; the one of 18,000 is probed
+    assert conn.execute("SELECT ahash_search_plan(3, 10), ahash_search_plan(1, 10)"
+                        ).fetchone() == ("scan", "index")

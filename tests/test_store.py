@@ -129,7 +129,7 @@ def test_stats(store: HashStore) -> None:
     s = store.stats()
     assert s["rows"] == 3 and s["companies"] == {1: 2, 2: 1}
     assert s["all_zero_hashes"] == 1 and s["all_one_hashes"] == 1
-    assert s["schema_revision"] == "0005" and s["index_bytes"] > 0
+    assert s["schema_revision"] == "0006" and s["index_bytes"] > 0
     assert "password" not in str(s)
 
 
