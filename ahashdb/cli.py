@@ -729,7 +729,8 @@ def delete(
     company_id: Annotated[int, typer.Option("--company-id", help="The company whose rows go.",
                                             show_default=False)],
     meta_id: Annotated[int | None, typer.Option(
-        "--meta-id", help="Delete every hash of this meta_id.", show_default=False)] = None,
+        "--meta-id", help="Delete every hash of this meta_id (of every algorithm).",
+        show_default=False)] = None,
     ids: Annotated[list[int] | None, typer.Option(
         "--id", help="Delete the row with this id; repeatable.", show_default=False)] = None,
 ) -> None:

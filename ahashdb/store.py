@@ -530,7 +530,8 @@ class HashStore:
         meta_id: int | None = None,
         ids: Iterable[int] | None = None,
     ) -> int:
-        """Delete one company's rows by ``meta_id`` or by row ``ids``; returns how many went."""
+        """Delete one company's rows by ``meta_id`` (its hashes of every algorithm) or by row
+        ``ids``; returns how many went."""
         company_id = _check_id("company_id", company_id)
         if (meta_id is None) == (ids is None):
             raise InvalidInput("delete needs exactly one of meta_id or ids")
