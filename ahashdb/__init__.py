@@ -1,4 +1,5 @@
-"""ahashdb: perceptual image hashes (aHash) in PostgreSQL, searched exactly and fast."""
+"""ahashdb: perceptual image hashes (aHash, and pHash/dHash/wHash) in PostgreSQL, searched
+exactly and fast."""
 
 from .errors import (
     AhashdbError,
@@ -9,11 +10,14 @@ from .errors import (
     SchemaNotMigrated,
 )
 from .hashes import (
+    ALGORITHMS,
+    DEFAULT_MAX_DISTANCE,
     average_hash,
     coerce_hash,
     from_bytes,
     from_hex,
     hamming,
+    hash_image,
     hash_of,
     to_bytes,
     to_hex,
@@ -26,6 +30,8 @@ from .store import HashStore, Match
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALGORITHMS",
+    "DEFAULT_MAX_DISTANCE",
     "AhashdbError",
     "DatabaseUnavailable",
     "HashStore",
@@ -39,6 +45,7 @@ __all__ = [
     "from_bytes",
     "from_hex",
     "hamming",
+    "hash_image",
     "hash_of",
     "to_bytes",
     "to_hex",
