@@ -803,16 +803,17 @@ class HashStore:
             f" WHERE i.indrelid IN ({tables}) GROUP BY 1 ORDER BY 1"
         ).fetchall()
         version = conn.execute("SHOW server_version").fetchone()
-        by_algorithm = conn.execute(
-            f"SELECT algorithm::text, count(*) FROM image_hashes {where}"
-            " GROUP BY algorithm ORDER BY algorithm", params).fetchall()
         # Which imagehash/Pillow versions made the rows: hashes from different versions may
         # differ by a bit or two for the same image (drift).
         made_by = conn.execute(
             "SELECT h.algorithm::text, k.hash_size, k.imagehash_version, k.pillow_version,"
-            " count(*) FROM image_hashes h LEFT JOIN ahash_hashers k ON k.id = h.hasher"
-            f" {where.replace('company_id', 'h.company_id')}"
-            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 3 NULLS FIRST, 4 NULLS FIRST", params).fetchall()
+            f" count(*) FROM (SELECT algorithm, hasher FROM image_hashes {where}) AS h"
+            " LEFT JOIN ahash_hashers k ON k.id = h.hasher"
+            " GROUP BY h.algorithm, 2, 3, 4 ORDER BY h.algorithm, 3 NULLS FIRST, 4 NULLS FIRST",
+            params).fetchall()
+        by_algorithm: dict[str, int] = {}
+        for algorithm, *_, n in made_by:
+            by_algorithm[algorithm] = by_algorithm.get(algorithm, 0) + n
         total = sum(n for _, n in per_company)
         return {
             "database": redact(self.url),
@@ -822,7 +823,7 @@ class HashStore:
             "schema_revision": self._read_revision(conn),
             "rows": total,
             "companies": {c: n for c, n in per_company},
-            "algorithms": {a: n for a, n in by_algorithm},
+            "algorithms": by_algorithm,
             "hashed_by": [
                 {"algorithm": a, "hash_size": size, "imagehash": ih, "pillow": pil, "rows": n}
                 for a, size, ih, pil, n in made_by
