@@ -66,6 +66,8 @@ def app_roles(store: HashStore):  # noqa: ANN201
                              " TO {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("GRANT SELECT ON alembic_version TO {}")
                      .format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT ON ahash_hashers TO {}")
+                     .format(sql.Identifier(name)))
     base = make_url(store.url)
     urls = [base.set(username=n, password="pw").render_as_string(False) for n in names]
     yield urls
@@ -76,7 +78,7 @@ def app_roles(store: HashStore):  # noqa: ANN201
 
 
 def test_row_level_security_keeps_each_role_inside_its_company(
-    store: HashStore, app_roles: list[str]
+    store: HashStore, app_roles: list[str], tmp_path: Path
 ) -> None:
     store.insert_many([(0x00FF, 1, 10), (0x00FE, 1, 11), (0x00FF, 2, 20), (0x00FD, 2, 21)])
     url_a, url_b = app_roles
@@ -100,6 +102,13 @@ def test_row_level_security_keeps_each_role_inside_its_company(
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
             a.insert(0x1234, company_id=2, meta_id=99)
         assert a.insert(0x1234, company_id=1, meta_id=99) is not None
+        # an image it hashes itself records the versions that made it (ahash_hashers)
+        img = tmp_path / "app.png"
+        photo(3, (64, 48)).save(img)
+        assert a.insert(img, company_id=1, meta_id=98, algorithm="phash") is not None
+        assert a.connection.execute("SELECT hasher IS NOT NULL FROM image_hashes"
+                                    " WHERE meta_id = 98").fetchone() == (True,)
+        assert a.connection.execute("DELETE FROM image_hashes WHERE meta_id = 98").rowcount == 1
         # Hand-written SQL cannot widen it: a DELETE of everything removes only its own rows.
         assert a.connection.execute("DELETE FROM image_hashes WHERE meta_id = 99").rowcount == 1
         # ...and switching the setting to another tenant is what the application controls;
