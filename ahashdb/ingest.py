@@ -389,9 +389,10 @@ def ingest_hashes(
     on_progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     algorithm: str = "ahash",
+    writers: int = 1,
 ) -> IngestSummary:
-    """Store precomputed ``algorithm`` hash rows (see :func:`read_hash_rows`); ``stop`` as
-    in :func:`ingest_files`."""
+    """Store precomputed ``algorithm`` hash rows (see :func:`read_hash_rows`) over
+    ``writers`` database sessions; ``stop`` as in :func:`ingest_files`."""
     summary = IngestSummary()
     start = time.perf_counter()
 
@@ -410,7 +411,7 @@ def ingest_hashes(
 
     try:
         store.insert_many(until_stopped(), batch_size=batch_size, on_batch=counted,
-                          algorithm=algorithm)
+                          algorithm=algorithm, writers=writers)
     finally:
         summary.seconds = time.perf_counter() - start
     return summary

@@ -204,18 +204,17 @@ def main() -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
     print()
 
-    fresh = datagen.clustered(100_000, args.companies, seed=11)
-    rows2 = zip(
-        datagen.to_signed(fresh[1]).tolist(),
-        fresh[0].tolist(),
-        range(args.rows, args.rows + 100_000),
-        strict=True,
-    )
-    ins_s, ins_added = timed(lambda: store.insert_many(rows2))
-    print(
-        f"insert_many into the fully indexed table: {ins_added:,} rows in {ins_s:.1f} s"
-        f" = {ins_added / ins_s:,.0f} rows/s"
-    )
+    # 100,000 new rows each, into the fully indexed table: one writer session, then two.
+    for n, writers in enumerate((1, 2)):
+        fresh = datagen.clustered(100_000, args.companies, seed=11 + n)
+        start = args.rows + n * 100_000
+        new_rows = zip(datagen.to_signed(fresh[1]).tolist(), fresh[0].tolist(),
+                       range(start, start + 100_000), strict=True)
+        ins_s, ins_added = timed(lambda r=new_rows, w=writers: store.insert_many(r, writers=w))
+        print(
+            f"insert_many(writers={writers}) into the fully indexed table: {ins_added:,} rows"
+            f" in {ins_s:.1f} s = {ins_added / ins_s:,.0f} rows/s"
+        )
     index_b = conn.execute("SELECT pg_indexes_size('image_hashes')").fetchone()[0]
     total = store.count()
     print(f"all indexes after the incremental load: {index_b / total:.0f} bytes/row")

@@ -86,6 +86,44 @@ def test_failed_batch_keeps_earlier_batches(store: HashStore) -> None:
     assert store.count(1) == 200  # two full batches committed; the broken one is not
 
 
+def test_insert_many_with_several_writers_is_exact(store: HashStore) -> None:
+    rows = [(i * 0x9E3779B97F4A7C15 % (1 << 64), 1 + i % 4, i) for i in range(30_000)]
+    assert store.insert_many(rows[:5_000], batch_size=1_000) == 5_000  # some already stored
+    seen: list[tuple[int, int]] = []
+    # repeats inside and across concurrent batches, and rows already stored
+    added = store.insert_many(rows + rows[10_000:12_000], batch_size=2_500, writers=3,
+                              on_batch=lambda a, n: seen.append((a, n)))
+    assert added == 25_000 and sum(a for a, _ in seen) == 25_000
+    assert sum(n for _, n in seen) == 32_000 and len(seen) == 13
+    got = set(store.connection.execute(
+        "SELECT company_id, meta_id, hash FROM image_hashes").fetchall())
+    assert got == {(c, m, to_signed(h)) for h, c, m in rows}
+    with pytest.raises(InvalidInput, match="writers 0: expected 1 to 64"):
+        store.insert_many(rows, writers=0)
+
+
+def test_a_failed_batch_stops_several_writers_and_keeps_finished_batches(
+    store: HashStore,
+) -> None:
+    def rows():
+        for i in range(1_000):
+            yield (i, 1, i)
+        yield ("not-a-hash", 1, 9_999)
+        yield from ((i, 1, i) for i in range(1_000, 2_000))
+
+    def others() -> int:
+        return store.connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ahashdb'"
+            " AND pid <> pg_backend_pid() AND datname = current_database()").fetchone()[0]
+
+    before = others()
+    with pytest.raises(AhashdbError, match="row 1001: 'not-a-hash'"):
+        store.insert_many(rows(), batch_size=100, writers=2)
+    assert store.count(1) == 1_000  # every whole batch before the bad row, nothing after
+    # the store's own connection is still usable; the extra one was closed
+    assert others() == before
+
+
 def test_search_and_nearest_are_scoped_to_a_company(store: HashStore) -> None:
     store.insert(A, company_id=1, meta_id=1)
     store.insert(A, company_id=2, meta_id=1)
