@@ -35,7 +35,8 @@ _DEFAULTS = ", ".join(f"{n} for {a}" for a, n in DEFAULT_MAX_DISTANCE.items())
 
 app = typer.Typer(
     name="ahashdb",
-    help="Perceptual image hashes (aHash) in PostgreSQL: ingest images, find look-alikes.\n\n"
+    help="Perceptual image hashes (aHash; also pHash, dHash, wHash) in PostgreSQL: ingest"
+    " images, find look-alikes.\n\n"
     "Example:  ahashdb ingest photos/ --company-id 1 && ahashdb query new.jpg --company-id 1",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
