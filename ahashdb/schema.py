@@ -41,6 +41,7 @@ from sqlalchemy.types import TypeDecorator
 from .hashes import ALGORITHMS, HashLike, coerce_hash, to_hex, to_signed
 
 __all__ = [
+    "CHUNK_TERMS",
     "HashHex",
     "ahash_algorithm",
     "ahash_hashers",
@@ -48,6 +49,8 @@ __all__ = [
     "ahash_distance",
     "ahash_from_hex",
     "ahash_to_hex",
+    "chunk_sql",
+    "chunk_values",
     "image_hashes",
     "metadata",
 ]
@@ -61,10 +64,40 @@ ahash_algorithm = ENUM(*ALGORITHMS, name="ahash_algorithm", create_type=False,
                        metadata=metadata)
 
 
-def _chunk_expression(i: int) -> str:
-    shift = 16 * (CHUNKS - 1 - i)
-    shifted = f"(hash >> {shift})" if shift else "hash"
-    return f"(({shifted} & 65535))::integer"
+#: How the 64 bits are dealt into the four 16-bit chunks of the search indexes (migration
+#: 0007). Chunk i holds the 16 grid cells (row r, column c) of the 8x8 aHash grid with
+#: (r + c) % 4 == i: two cells of every row, one column further in each next row, so no two
+#: of its bits are side by side or one above the other. (Whole rows made each chunk nearly constant on smooth images,
+#: and popular chunk values make many candidates.) Each chunk is the OR of its terms
+#: ``(hash >> shift) & mask``, a negative shift shifting left; which of the 16 positions a
+#: cell takes is arbitrary but fixed, chosen so that few terms suffice.
+CHUNK_TERMS: tuple[tuple[tuple[int, int], ...], ...] = (
+    ((-9, 34816), (6, 17544), (25, 8772), (40, 4386), (59, 17)),
+    ((-2, 17544), (17, 8772), (32, 4386), (40, 34816), (58, 17)),
+    ((-11, 34816), (8, 17544), (23, 8772), (42, 4386), (57, 17)),
+    ((0, 17544), (15, 8772), (24, 34816), (41, 4386), (56, 17)),
+)
+
+
+def chunk_sql(i: int, value: str = "hash") -> str:
+    """SQL for chunk ``i`` of the BIGINT expression ``value`` (an integer 0..65535)."""
+    terms = []
+    for shift, mask in CHUNK_TERMS[i]:
+        moved = value if shift == 0 else (
+            f"({value} >> {shift})" if shift > 0 else f"({value} << {-shift})")
+        terms.append(f"({moved} & {mask})")
+    return f"({' | '.join(terms)})::integer"
+
+
+def chunk_values(value: int) -> tuple[int, ...]:
+    """The four chunk values of a hash (any spelling's int, signed or unsigned), as the
+    generated columns ``c0``..``c3`` hold them."""
+    h = value & ((1 << 64) - 1)
+    return tuple(
+        sum(((h >> s) if s >= 0 else (h << -s)) & m for s, m in terms)
+        for terms in CHUNK_TERMS
+    )
+
 
 
 image_hashes = Table(
@@ -76,14 +109,14 @@ image_hashes = Table(
     Column("hash", BigInteger, nullable=False),
     Column("source", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
-    *(
-        Column(f"c{i}", Integer, Computed(_chunk_expression(i), persisted=True), nullable=False)
-        for i in range(CHUNKS)
-    ),
     Column("algorithm", ahash_algorithm, server_default=text("'ahash'::ahash_algorithm"),
            nullable=False),
     # The ahash_hashers row (imagehash/Pillow versions) that computed it; NULL: not ahashdb.
     Column("hasher", SmallInteger, nullable=True),
+    *(
+        Column(f"c{i}", Integer, Computed(chunk_sql(i), persisted=True), nullable=False)
+        for i in range(CHUNKS)
+    ),
     PrimaryKeyConstraint("company_id", "meta_id", "algorithm", "hash", name="image_hashes_pkey"),
     *(
         Index(

@@ -9,18 +9,26 @@ from hypothesis import strategies as st
 
 from ahashdb import HashStore
 from ahashdb.hashes import ALGORITHMS, to_signed
+from ahashdb.schema import chunk_values
 
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
-SPECIAL = st.sampled_from([0, (1 << 64) - 1, 0xFFFF_0000_0000_0000, 0x0000_0000_0000_FFFF])
+# The value bits of each chunk of the search indexes.
+CHUNK_BITS = [[b for b in range(64) if chunk_values(1 << b)[i]] for i in range(4)]
+ONE_CHUNK = [sum(1 << b for b in bits) for bits in CHUNK_BITS]
+SPECIAL = st.sampled_from([0, (1 << 64) - 1, 0xFFFF_0000_0000_0000, 0x0000_0000_0000_FFFF,
+                           *ONE_CHUNK, ONE_CHUNK[0] | ONE_CHUNK[2]])
 
 
 def near(base: int) -> st.SearchStrategy[int]:
-    """Hashes a few bits away from base, some differing only inside one chunk."""
+    """Hashes a few bits away from base, some differing only inside one chunk, some only
+    inside 16 contiguous bits."""
     flips = st.lists(st.integers(0, 63), max_size=14)
-    chunk = st.tuples(st.integers(0, 3), st.integers(0, 0xFFFF))
+    chunk = st.tuples(st.integers(0, 3), st.lists(st.integers(0, 15), max_size=16))
+    word = st.tuples(st.integers(0, 3), st.integers(0, 0xFFFF))
     return st.one_of(
         flips.map(lambda bits: base ^ sum(1 << b for b in set(bits))),
-        chunk.map(lambda c: base ^ (c[1] << (16 * c[0]))),
+        chunk.map(lambda c: base ^ sum(1 << CHUNK_BITS[c[0]][j] for j in set(c[1]))),
+        word.map(lambda c: base ^ (c[1] << (16 * c[0]))),
     )
 
 

@@ -135,7 +135,14 @@ def _probe_step() -> str:
 # candidate distance found so far (`bound`) can never enter the answer and are not kept.
 # Where the probes would cost more than reading the company (the plan rule of
 # ahash_search_plan), or past distance 23, it scans instead.
-AHASH_NEAREST = f"""
+# The query's four chunks as an integer[] (the chunk columns' layout at this revision).
+QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)::integer,\n"
+                "                 ((query >> 16) & 65535)::integer, (query & 65535)::integer]")
+
+
+def nearest_sql(query_chunks: str = QUERY_CHUNKS) -> str:
+    """ahash_nearest's definition, with the query's chunks computed as given."""
+    return f"""
 CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
                                          algorithm ahash_algorithm DEFAULT 'ahash')
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
@@ -175,8 +182,7 @@ BEGIN
   IF k = 0 THEN
     RETURN;
   END IF;
-  chunk := ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)::integer,
-                 ((query >> 16) & 65535)::integer, (query & 65535)::integer];
+  chunk := {query_chunks};
   est := ahash_company_rows_estimate(company);
   LOOP
     i := i % 4 + 1;
@@ -222,6 +228,9 @@ BEGIN
 END
 $fn$
 """
+
+
+AHASH_NEAREST = nearest_sql()
 
 
 def _revision(name: str) -> Any:

@@ -1,0 +1,109 @@
+"""The chunks of the search indexes: a split of the 64 bits, each spread over the grid, the
+same in Python, in the generated columns and in ahash_chunks(), and a migration to them
+that keeps every row and answer."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+
+import psycopg
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ahashdb import HashStore
+from ahashdb.config import libpq_url
+from ahashdb.hashes import to_signed
+from ahashdb.schema import CHUNK_TERMS, chunk_values
+from ahashdb.store import migrations_path
+
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+
+
+def cell(bit: int) -> tuple[int, int]:
+    """The (row, column) of the 8x8 grid a value bit holds (bit 63 = the first cell)."""
+    return divmod(63 - bit, 8)
+
+
+def test_chunks_split_the_bits_two_per_row_none_side_by_side() -> None:
+    owners = []
+    for bit in range(64):
+        values = chunk_values(1 << bit)
+        assert sorted(v.bit_count() for v in values) == [0, 0, 0, 1], bit
+        owners.append(next(i for i, v in enumerate(values) if v))
+    assert chunk_values((1 << 64) - 1) == (0xFFFF,) * 4
+    for i in range(4):
+        cells = [cell(b) for b in range(64) if owners[b] == i]
+        assert len(cells) == 16
+        assert all((r + c) % 4 == i for r, c in cells)
+        assert sorted(r for r, _ in cells) == sorted(list(range(8)) * 2)
+        assert not any(abs(r1 - r2) + abs(c1 - c2) == 1
+                       for (r1, c1) in cells for (r2, c2) in cells if (r1, c1) != (r2, c2))
+
+
+@given(a=U64, b=U64)
+def test_chunk_distances_add_up_to_the_hash_distance(a: int, b: int) -> None:
+    # what the pigeonhole rule of multi-index hashing needs
+    ca, cb = chunk_values(a), chunk_values(b)
+    assert sum((x ^ y).bit_count() for x, y in zip(ca, cb, strict=True)) == (a ^ b).bit_count()
+    assert chunk_values(to_signed(a)) == ca
+
+
+def test_schema_mirrors_the_migration() -> None:
+    path = migrations_path() / "versions" / "0007_spread_chunks.py"
+    spec = importlib.util.spec_from_file_location("m0007", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.CHUNK_TERMS == CHUNK_TERMS
+
+
+@given(values=st.lists(U64, min_size=1, max_size=40))
+def test_generated_columns_and_ahash_chunks_equal_python(store: HashStore,
+                                                         values: list[int]) -> None:
+    conn = store.connection
+    conn.execute("TRUNCATE image_hashes")
+    store.insert_many((v, 1, i) for i, v in enumerate(values))
+    rows = conn.execute("SELECT hash, ARRAY[c0, c1, c2, c3], ahash_chunks(hash)"
+                        " FROM image_hashes").fetchall()
+    assert len(rows) == len(values)
+    for h, columns, function in rows:
+        assert tuple(columns) == tuple(function) == chunk_values(h)
+
+
+def test_migration_0006_to_0007_and_back_keeps_rows_and_answers(make_database) -> None:  # noqa: ANN001
+    url = make_database("chunks")
+    rng = random.Random(7)
+    centre = rng.getrandbits(64)
+    values = [centre ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 12)))
+              for _ in range(3000)] + [rng.getrandbits(64) for _ in range(1000)]
+    with HashStore(url, auto_migrate=False) as store, \
+            psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        store.migrate("0006")
+        conn.execute("INSERT INTO image_hashes (company_id, meta_id, hash, source)"
+                     " SELECT 1 + i %% 3, i, h, 's' || i"
+                     " FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(h, i)",
+                     ([to_signed(v) for v in values],))
+        snapshot = "SELECT id, company_id, meta_id, hash, source FROM image_hashes ORDER BY id"
+        before = conn.execute(snapshot).fetchall()
+
+        def answers() -> list:
+            return [conn.execute("SELECT id, distance FROM ahash_search(%s, %s, %s)",
+                                 (c, to_signed(centre), t)).fetchall()
+                    for c in (1, None) for t in (0, 4, 10, 16)] + [
+                conn.execute("SELECT id, distance FROM ahash_nearest(2, %s, 25)",
+                             (to_signed(centre),)).fetchall()]
+
+        expected = answers()
+        assert sum(map(len, expected)) > 1000
+        store.migrate()
+        assert conn.execute(snapshot).fetchall() == before
+        chunks = conn.execute("SELECT hash, c0, c1, c2, c3 FROM image_hashes").fetchall()
+        assert all(chunk_values(h) == tuple(c) for h, *c in chunks)
+        assert answers() == expected
+        store.downgrade("0006")
+        assert conn.execute(snapshot).fetchall() == before
+        old = conn.execute("SELECT hash, c0 FROM image_hashes").fetchall()
+        assert all(c0 == (h >> 48) & 0xFFFF for h, c0 in old)
+        assert answers() == expected
+        assert conn.execute("SELECT to_regproc('ahash_chunks')").fetchone()[0] is None
