@@ -67,10 +67,10 @@ ahash_algorithm = ENUM(*ALGORITHMS, name="ahash_algorithm", create_type=False,
 #: How the 64 bits are dealt into the four 16-bit chunks of the search indexes (migration
 #: 0007). Chunk i holds the 16 grid cells (row r, column c) of the 8x8 aHash grid with
 #: (r + c) % 4 == i: two cells of every row, one column further in each next row, so no two
-#: of its bits are side by side or one above the other. (Whole rows made each chunk nearly constant on smooth images,
-#: and popular chunk values make many candidates.) Each chunk is the OR of its terms
-#: ``(hash >> shift) & mask``, a negative shift shifting left; which of the 16 positions a
-#: cell takes is arbitrary but fixed, chosen so that few terms suffice.
+#: of its bits are side by side or one above the other. (Whole rows made each chunk nearly
+#: constant on smooth images, and popular chunk values make many candidates.) Each chunk is
+#: the OR of its terms ``(hash >> shift) & mask``, a negative shift shifting left; which of
+#: the 16 positions a cell takes is arbitrary but fixed, chosen so that few terms suffice.
 CHUNK_TERMS: tuple[tuple[tuple[int, int], ...], ...] = (
     ((-9, 34816), (6, 17544), (25, 8772), (40, 4386), (59, 17)),
     ((-2, 17544), (17, 8772), (32, 4386), (40, 34816), (58, 17)),
@@ -125,6 +125,7 @@ image_hashes = Table(
             "algorithm",
             "company_id",
             postgresql_include=["hash", "meta_id"],
+            postgresql_with={"fillfactor": 80},
         )
         for i in range(CHUNKS)
     ),

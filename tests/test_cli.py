@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from ahashdb import HashStore
 from ahashdb.cli import app
+from ahashdb.store import SCHEMA_REVISION
 from tests.imagegen import encode, photo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +224,7 @@ def test_user_errors_are_one_line_without_traceback(store: HashStore, make_datab
     r = run(empty, "migrate", "--check")
     assert r.exit_code == 1
     r = run(empty, "migrate")
-    assert r.exit_code == 0 and "schema at revision 0006" in r.stdout
+    assert r.exit_code == 0 and f"schema at revision {SCHEMA_REVISION}" in r.stdout
     assert run(empty, "migrate", "--check").exit_code == 0
     r = runner.invoke(app, ["--debug", "query", "--hash", "xyz", "--company-id", "1"],
                       env={"AHASHDB_DATABASE_URL": store.url})
