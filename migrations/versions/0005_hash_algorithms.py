@@ -91,16 +91,7 @@ RESULT = """
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
                  distance integer, source text)"""
 
-# Each chunk of the query, as SQL (the chunk columns' layout at this revision).
-QUERY_CHUNKS = ("((query >> 48) & 65535)::integer", "((query >> 32) & 65535)::integer",
-                "((query >> 16) & 65535)::integer", "(query & 65535)::integer")
-
-
-def search_index_sql(query_chunks: tuple[str, ...] = QUERY_CHUNKS) -> str:
-    """ahash_search_index's definition, with the query's chunks computed as given."""
-    probes = "\n".join(f"  p{i} integer[] := ahash_probes({c}, radii[{i + 1}]);"
-                       for i, c in enumerate(query_chunks))
-    return f"""
+AHASH_SEARCH_INDEX = f"""
 CREATE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
                                    max_rows integer, algorithm ahash_algorithm){RESULT}
   LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -112,7 +103,10 @@ AS $fn$
 #variable_conflict use_column
 DECLARE
   radii integer[] := ahash_chunk_radii(max_distance);
-{probes}
+  p0 integer[] := ahash_probes(((query >> 48) & 65535)::integer, radii[1]);
+  p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
+  p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
+  p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
   none integer[] := '{{}}';
   -- Up to 137 probes (radius <= 2) are joined, one descent each; more are matched with
   -- = ANY, which shares descents between neighbouring values.
@@ -133,9 +127,6 @@ BEGIN
 END
 $fn$
 """
-
-
-AHASH_SEARCH_INDEX = search_index_sql()
 
 AHASH_SEARCH_SCAN = f"""
 CREATE FUNCTION ahash_search_scan(company bigint, query bigint, max_distance integer,

@@ -111,19 +111,21 @@ ALG = "ahash_nearest.algorithm"
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
 
-def _probe_step() -> str:
-    """Collect the rows whose chunk i equals one of ``probes``, within ``bound``."""
+def _probe_step(any_array: bool = False) -> str:
+    """Collect the rows whose chunk i equals one of ``probes``, within ``bound``: one index
+    descent per probe (a join), or one index scan over them all (``= ANY``)."""
     branches = []
     for i in range(4):
         for scoped in (False, True):
             scope = " AND x.company_id = company" if scoped else ""
+            source = (f"image_hashes x\n       WHERE x.c{i} = ANY(probes) AND" if any_array else
+                      f"unnest(probes) AS v(c) JOIN image_hashes x ON x.c{i} = v.c\n       WHERE")
             branches.append(
                 f"{'IF' if not branches else 'ELSIF'} i = {i + 1} AND company IS"
                 f"{' NOT' if scoped else ''} NULL THEN\n"
                 f"      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)\n"
                 f"        INTO n_cid, n_mid, n_xh\n"
-                f"        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c{i} = v.c\n"
-                f"       WHERE x.algorithm = {ALG}{scope} AND {DISTANCE} <= bound;")
+                f"        FROM {source} x.algorithm = {ALG}{scope} AND {DISTANCE} <= bound;")
     return "\n    ".join(branches) + "\n    END IF;"
 
 
@@ -140,8 +142,9 @@ QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)
                 "                 ((query >> 16) & 65535)::integer, (query & 65535)::integer]")
 
 
-def nearest_sql(query_chunks: str = QUERY_CHUNKS) -> str:
-    """ahash_nearest's definition, with the query's chunks computed as given."""
+def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> str:
+    """ahash_nearest's definition, with the query's chunks computed as given and the
+    probes matched as :func:`_probe_step` says."""
     return f"""
 CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
                                          algorithm ahash_algorithm DEFAULT 'ahash')
@@ -198,7 +201,7 @@ BEGIN
     END IF;
     probes := ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
                      WHERE m.weight BETWEEN radius[i] AND radius[i]);
-    {_probe_step()}
+    {_probe_step(any_array)}
     IF n_cid IS NOT NULL THEN
       c_cid := c_cid || n_cid;
       c_mid := c_mid || n_mid;

@@ -66,6 +66,72 @@ CREATE FUNCTION ahash_chunks(value bigint) RETURNS integer[]
 """
 
 
+ALG = "ahash_search_index.algorithm"
+DISTANCE = "bit_count((x.hash # query)::bit(64))"
+
+
+def _search_index_query(scoped: bool) -> str:
+    """ahash_search_index's query: company-scoped, or across all companies."""
+    scope = f"x.algorithm = {ALG} AND " + ("x.company_id = company AND " if scoped else "")
+    parts = [
+        f"SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x\n"
+        f"         WHERE x.c{i} = ANY(ARRAY(SELECT chunks[{i + 1}] # m.mask"
+        f" FROM ahash_chunk_masks m\n"
+        f"                                   WHERE m.weight <= radii[{i + 1}]))\n"
+        f"           AND {scope}{DISTANCE} <= max_distance"
+        for i in range(CHUNKS)
+    ]
+    union = "\n        UNION\n        ".join(parts)
+    company = "company" if scoped else "cand.cid"
+    return f"""    RETURN QUERY
+      WITH cand AS (
+        {union}),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = {company} AND h.meta_id = cand.mid AND h.algorithm = {ALG}
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;"""
+
+
+# Each chunk's probes are one index scan (= ANY): the B-tree sorts them and reads values
+# that share a leaf page in one visit, which spread chunks often do (measured, 1M rows:
+# T=4 0.51 -> 0.34 ms, T=10 4.7 -> 4.1 ms of execution against a join with one descent per
+# probe). The probe values are made inside the query, not by separate statements.
+AHASH_SEARCH_INDEX = f"""
+CREATE OR REPLACE FUNCTION ahash_search_index(company bigint, query bigint,
+                                              max_distance integer, max_rows integer,
+                                              algorithm ahash_algorithm)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET plan_cache_mode = force_generic_plan
+  SET enable_hashjoin = off
+  SET enable_mergejoin = off
+  SET enable_bitmapscan = off
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  radii integer[] := ahash_chunk_radii(max_distance);
+  chunks integer[] := ahash_chunks(query);
+BEGIN
+  IF company IS NULL THEN
+{_search_index_query(scoped=False)}
+  ELSE
+{_search_index_query(scoped=True)}
+  END IF;
+END
+$fn$
+"""
+
+
 def _revision(name: str) -> Any:
     """An earlier migration's module, whose definitions this one reuses."""
     path = Path(__file__).with_name(name)
@@ -95,9 +161,9 @@ def _or_replace(statement: str) -> str:
 def upgrade() -> None:
     _chunk_columns(chunk_sql, fillfactor=80)
     op.execute(AHASH_CHUNKS)
-    op.execute(_or_replace(_revision("0005_hash_algorithms.py").search_index_sql(
-        tuple(f"(ahash_chunks(query))[{i + 1}]" for i in range(CHUNKS)))))
-    op.execute(_revision("0006_cheap_search_plan.py").nearest_sql("ahash_chunks(query)"))
+    op.execute(AHASH_SEARCH_INDEX)
+    op.execute(_revision("0006_cheap_search_plan.py").nearest_sql("ahash_chunks(query)",
+                                                                  any_array=True))
     op.execute("ANALYZE image_hashes")
 
 
