@@ -111,17 +111,22 @@ ALG = "ahash_nearest.algorithm"
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
 
+# The chunk values at exactly the step's new radius from the query's.
+PROBES = ("ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m\n"
+          "                     WHERE m.weight BETWEEN radius[i] AND radius[i])")
+
+
 def _probe_step(any_array: bool = False) -> str:
     """Collect the rows whose chunk i equals one of ``probes``, within ``bound``: one index
     descent per probe (a join), or one index scan over them all (``= ANY``)."""
-    branches = []
+    branches = [] if any_array else [f"probes := {PROBES};"]
     for i in range(4):
         for scoped in (False, True):
             scope = " AND x.company_id = company" if scoped else ""
-            source = (f"image_hashes x\n       WHERE x.c{i} = ANY(probes) AND" if any_array else
+            source = (f"image_hashes x\n       WHERE x.c{i} = ANY({PROBES}) AND" if any_array else
                       f"unnest(probes) AS v(c) JOIN image_hashes x ON x.c{i} = v.c\n       WHERE")
             branches.append(
-                f"{'IF' if not branches else 'ELSIF'} i = {i + 1} AND company IS"
+                f"{'IF' if i == 0 and not scoped else 'ELSIF'} i = {i + 1} AND company IS"
                 f"{' NOT' if scoped else ''} NULL THEN\n"
                 f"      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)\n"
                 f"        INTO n_cid, n_mid, n_xh\n"
@@ -199,8 +204,6 @@ BEGIN
           FROM ahash_search_scan(company, query, 64, k, {ALG}) AS s;
       RETURN;
     END IF;
-    probes := ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]);
     {_probe_step(any_array)}
     IF n_cid IS NOT NULL THEN
       c_cid := c_cid || n_cid;
