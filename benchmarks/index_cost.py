@@ -27,7 +27,13 @@ import datagen  # noqa: E402
 from _common import drop_database, scratch_database  # noqa: E402
 
 from ahashdb import HashStore  # noqa: E402
-from ahashdb.store import _COPY_TYPES, _key_order, _normalize_rows  # noqa: E402
+from ahashdb.store import (  # noqa: E402
+    _COPY_TYPES,
+    _INDEX_DDL,
+    CHUNK_INDEXES,
+    _key_order,
+    _normalize_rows,
+)
 
 COPY = ("COPY t (company_id, meta_id, algorithm, hash, source, hasher)"
         " FROM STDIN (FORMAT BINARY)")
@@ -78,11 +84,10 @@ def main() -> int:
             ("no index", [], 1),
             ("primary key", ["ALTER TABLE t ADD PRIMARY KEY"
                              " (company_id, meta_id, algorithm, hash)"], 1),
-            ("primary key + 1 chunk index", ["CREATE INDEX t_c0 ON t (c0, algorithm,"
-                                             " company_id) INCLUDE (hash, meta_id)"], 1),
+            ("primary key + 1 chunk index", [_INDEX_DDL[CHUNK_INDEXES[0]].replace(
+                "image_hashes", "t")], 1),
             ("primary key + 4 chunk indexes", [
-                f"CREATE INDEX t_c{i} ON t (c{i}, algorithm, company_id) INCLUDE (hash, meta_id)"
-                for i in (1, 2, 3)], 1),
+                _INDEX_DDL[name].replace("image_hashes", "t") for name in CHUNK_INDEXES[1:]], 1),
             ("the same, 2 writer sessions", [], 2),
         ]
         rate = {}
