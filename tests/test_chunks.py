@@ -107,3 +107,34 @@ def test_migration_0006_to_0007_and_back_keeps_rows_and_answers(make_database) -
         assert all(c0 == (h >> 48) & 0xFFFF for h, c0 in old)
         assert answers() == expected
         assert conn.execute("SELECT to_regproc('ahash_chunks')").fetchone()[0] is None
+
+
+def test_migration_0007_down_and_up_on_a_partitioned_table(make_database) -> None:  # noqa: ANN001
+    url = make_database("chunks_partitioned")
+    rng = random.Random(8)
+    centre = rng.getrandbits(64)
+    values = [centre ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 12)))
+              for _ in range(1500)] + [rng.getrandbits(64) for _ in range(500)]
+    with HashStore(url, auto_migrate=True) as store:
+        store.insert_many((v, 1 + i % 5, i, f"s{i}") for i, v in enumerate(values))
+        store.partition(4)
+        conn = store.connection
+        snapshot = "SELECT id, company_id, meta_id, hash, source FROM image_hashes ORDER BY id"
+        before = conn.execute(snapshot).fetchall()
+
+        def answers() -> list:
+            return [conn.execute("SELECT id, distance FROM ahash_search(%s, %s, %s)",
+                                 (c, to_signed(centre), t)).fetchall()
+                    for c in (2, None) for t in (4, 10)]
+
+        expected = answers()
+        assert sum(map(len, expected)) > 300
+        store.downgrade("0006")
+        assert conn.execute(snapshot).fetchall() == before
+        assert answers() == expected
+        store.migrate()
+        assert store.partitions() == 4
+        assert conn.execute(snapshot).fetchall() == before
+        chunks = conn.execute("SELECT hash, c0, c1, c2, c3 FROM image_hashes").fetchall()
+        assert all(chunk_values(h) == tuple(c) for h, *c in chunks)
+        assert answers() == expected
