@@ -150,6 +150,7 @@ QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)
 def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> str:
     """ahash_nearest's definition, with the query's chunks computed as given and the
     probes matched as :func:`_probe_step` says."""
+    probes_variable = "" if any_array else "  probes integer[];\n"
     return f"""
 CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
                                          algorithm ahash_algorithm DEFAULT 'ahash')
@@ -170,8 +171,7 @@ DECLARE
   est double precision;
   probed bigint := 0;
   i integer := 0;
-  probes integer[];
-  bound integer := 64;
+{probes_variable}  bound integer := 64;
   found bigint;
   kth integer;
   c_cid bigint[] := '{{}}';
