@@ -99,7 +99,6 @@ def chunk_values(value: int) -> tuple[int, ...]:
     )
 
 
-
 image_hashes = Table(
     "image_hashes",
     metadata,

@@ -134,6 +134,11 @@ def _probe_step(any_array: bool = False) -> str:
     return "\n    ".join(branches) + "\n    END IF;"
 
 
+# The query's four chunks as an integer[] (the chunk columns' layout at this revision).
+QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)::integer,\n"
+                "                 ((query >> 16) & 65535)::integer, (query & 65535)::integer]")
+
+
 # Exact top-k by incremental multi-index hashing. Each step widens one chunk's radius by
 # one (round robin) and probes only the chunk values at exactly that new radius, so no
 # value is probed twice. After a step with radii r, every row within
@@ -142,11 +147,6 @@ def _probe_step(any_array: bool = False) -> str:
 # candidate distance found so far (`bound`) can never enter the answer and are not kept.
 # Where the probes would cost more than reading the company (the plan rule of
 # ahash_search_plan), or past distance 23, it scans instead.
-# The query's four chunks as an integer[] (the chunk columns' layout at this revision).
-QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)::integer,\n"
-                "                 ((query >> 16) & 65535)::integer, (query & 65535)::integer]")
-
-
 def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> str:
     """ahash_nearest's definition, with the query's chunks computed as given and the
     probes matched as :func:`_probe_step` says."""
