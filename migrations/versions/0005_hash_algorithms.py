@@ -67,6 +67,12 @@ def _search_index_query(scoped: bool) -> str:
             f"SELECT {keep} FROM image_hashes x\n"
             f"         WHERE x.c{i} = ANY(ps{i}) AND {scope}{DISTANCE} <= max_distance"
         )
+    return search_index_query(parts, scoped)
+
+
+def search_index_query(parts: list[str], scoped: bool) -> str:
+    """RETURN QUERY of the rows the candidate SELECTs ``parts`` find (each yields cid, mid,
+    xh): deduplicated, cut at ``max_rows``, with their heap rows, ordered."""
     union = "\n        UNION\n        ".join(parts)
     company = "company" if scoped else "cand.cid"
     return f"""    RETURN QUERY

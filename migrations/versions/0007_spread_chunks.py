@@ -66,6 +66,18 @@ CREATE FUNCTION ahash_chunks(value bigint) RETURNS integer[]
 """
 
 
+def _revision(name: str) -> Any:
+    """An earlier migration's module, whose definitions this one reuses."""
+    path = Path(__file__).with_name(name)
+    spec = importlib.util.spec_from_file_location(f"ahashdb_migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Revision 0005 builds ahash_search_index around the candidate SELECTs it is given.
+_REVISION_0005 = _revision("0005_hash_algorithms.py")
 ALG = "ahash_search_index.algorithm"
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
@@ -81,24 +93,7 @@ def _search_index_query(scoped: bool) -> str:
         f"           AND {scope}{DISTANCE} <= max_distance"
         for i in range(CHUNKS)
     ]
-    union = "\n        UNION\n        ".join(parts)
-    company = "company" if scoped else "cand.cid"
-    return f"""    RETURN QUERY
-      WITH cand AS (
-        {union}),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = {company} AND h.meta_id = cand.mid AND h.algorithm = {ALG}
-         AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;"""
+    return _REVISION_0005.search_index_query(parts, scoped)
 
 
 # Each chunk's probes are one index scan (= ANY): the B-tree sorts them and reads values
@@ -132,16 +127,6 @@ $fn$
 """
 
 
-def _revision(name: str) -> Any:
-    """An earlier migration's module, whose definitions this one reuses."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"ahashdb_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _chunk_columns(expression: Any, fillfactor: int | None) -> None:
     """Replace c0..c3 (and with them their indexes) by columns generated as given."""
     storage = f" WITH (fillfactor = {fillfactor})" if fillfactor else ""
@@ -170,7 +155,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     old = _revision("0003_multi_index_hashing.py")
     _chunk_columns(old.chunk_expression, fillfactor=None)
-    op.execute(_or_replace(_revision("0005_hash_algorithms.py").AHASH_SEARCH_INDEX))
+    op.execute(_or_replace(_REVISION_0005.AHASH_SEARCH_INDEX))
     op.execute(_revision("0006_cheap_search_plan.py").AHASH_NEAREST)
     op.execute("DROP FUNCTION ahash_chunks(bigint)")
     op.execute("ANALYZE image_hashes")
