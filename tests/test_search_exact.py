@@ -147,3 +147,19 @@ def test_plan_inputs_agree_with_the_data(store: HashStore) -> None:
     # a company of 200 rows is scanned at T=10; the one of 18,000 is probed
     assert conn.execute("SELECT ahash_search_plan(3, 10), ahash_search_plan(1, 10)"
                         ).fetchone() == ("scan", "index")
+
+
+def test_nearest_returns_a_row_found_through_several_chunks_once(store: HashStore) -> None:
+    """Rows equal to the query match all four chunks, rows one bit off match three; each
+    step keeps only rows no earlier step can have found, so none comes back twice."""
+    query = 0x0123_4567_89AB_CDEF
+    rows = [(query, 1, i) for i in range(30)]
+    rows += [(query ^ (1 << b), 1, 100 + b) for b in range(64)]
+    rows += [(query ^ ONE_CHUNK[i % 4], 1, 200 + i) for i in range(8)]
+    store.insert_many(rows)
+    stored = store.connection.execute(
+        "SELECT id, company_id, hash, algorithm::text FROM image_hashes").fetchall()
+    for k in (1, 10, 30, 31, 94, 102, 500):
+        got = store.nearest(query, company_id=1, k=k)
+        assert [(m.distance, m.id) for m in got] == brute(stored, query, 1, 64)[:k]
+        assert len({m.id for m in got}) == len(got) == min(k, len(rows))
