@@ -3,12 +3,15 @@ downgrade base → upgrade head round-trips."""
 
 from __future__ import annotations
 
+import random
+
 import psycopg
 from alembic import command
 from alembic.script import ScriptDirectory
 
 from ahashdb import HashStore
 from ahashdb.config import libpq_url
+from ahashdb.hashes import to_signed
 from ahashdb.store import SCHEMA_REVISION
 
 
@@ -57,3 +60,36 @@ def test_upgrade_check_downgrade_upgrade(make_database) -> None:  # noqa: ANN001
         assert store.schema_revision() == SCHEMA_REVISION
         assert _functions(raw) == functions
         command.check(store.alembic_config())
+
+
+def test_nearest_answers_survive_0008_down_and_up(make_database) -> None:  # noqa: ANN001
+    """0008 only redefines ahash_nearest: its answers equal 0007's on the same rows, and a
+    downgrade restores 0007's definition."""
+    url = make_database("nearest_0008")
+    rng = random.Random(11)
+    centre = rng.getrandbits(64)
+    values = [centre ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 14)))
+              for _ in range(3000)] + [rng.getrandbits(64) for _ in range(500)]
+    queries = [to_signed(centre)] + [to_signed(rng.choice(values) ^ (1 << rng.randrange(64)))
+                                     for _ in range(5)]
+    with HashStore(url, auto_migrate=False) as store, \
+            psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        store.migrate()
+        store.insert_many((v, 1 + i % 3, i) for i, v in enumerate(values))
+
+        def answers() -> list:
+            return [conn.execute("SELECT id, distance FROM ahash_nearest(%s, %s, %s)",
+                                 (c, q, k)).fetchall()
+                    for c in (1, None) for q in queries for k in (1, 10, 40, 400)]
+
+        def definition() -> str:
+            return conn.execute("SELECT pg_get_functiondef('ahash_nearest'::regproc)"
+                                ).fetchone()[0]
+
+        at_head = answers()
+        head_definition = definition()
+        store.downgrade("0007")
+        assert definition() != head_definition and "hist" not in definition()
+        assert answers() == at_head
+        store.migrate()
+        assert definition() == head_definition
