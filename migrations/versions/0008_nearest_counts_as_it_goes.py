@@ -47,10 +47,10 @@ DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
 def _seen_before(i: int) -> str:
     """SQL: row x lies within the radius some chunk other than i has been probed to (a
-    chunk not probed yet has radius -1, which no row is within)."""
-    return " OR ".join(
-        f"bit_count(({_REVISION_0007.chunk_sql(j, 'x.hash')} # chunk[{j + 1}])::bit(32))"
-        f" <= radius[{j + 1}]" for j in range(4) if j != i)
+    chunk not probed yet has radius -1: no row is within it, and its chunk is not computed)."""
+    return "\n              OR ".join(
+        f"radius[{j + 1}] >= 0 AND bit_count(({_REVISION_0007.chunk_sql(j, 'x.hash')}"
+        f" # chunk[{j + 1}])::bit(32)) <= radius[{j + 1}]" for j in range(4) if j != i)
 
 
 def _probe_step(alg: str) -> str:
