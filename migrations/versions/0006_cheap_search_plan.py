@@ -139,6 +139,69 @@ QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)
                 "                 ((query >> 16) & 65535)::integer, (query & 65535)::integer]")
 
 
+# ahash_nearest's signature and settings, up to its DECLARE section.
+NEAREST_SIGNATURE = """
+CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
+                                         algorithm ahash_algorithm DEFAULT 'ahash')
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET plan_cache_mode = force_generic_plan
+  SET enable_hashjoin = off
+  SET enable_mergejoin = off
+  SET enable_bitmapscan = off
+AS $fn$
+#variable_conflict use_column
+"""
+
+# Its first statements: what it does with NULL, negative and zero arguments.
+NEAREST_CHECKS = f"""  IF query IS NULL OR k IS NULL OR {ALG} IS NULL THEN
+    RETURN;
+  END IF;
+  IF k < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
+  END IF;
+  IF k = 0 THEN
+    RETURN;
+  END IF;
+"""
+
+# A step's start: the next chunk's radius grows by one, and with it the distance covered.
+NEAREST_WIDEN = """    i := i % 4 + 1;
+    radius[i] := radius[i] + 1;
+    covered := covered + 1;
+    -- (the probes of one radius in one chunk: those within it minus those within one less)
+    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
+"""
+
+# Where probing would cost more than a scan, or past distance 23, the scan answers.
+NEAREST_SCAN = ("    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL"
+                " AND est < probed * 8) THEN\n" f"""      RETURN QUERY
+        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+          FROM ahash_search_scan(company, query, 64, k, {ALG}) AS s;
+      RETURN;
+    END IF;
+""")
+
+
+def nearest_result(distinct: bool) -> str:
+    """The final RETURN QUERY: the candidates (c_cid, c_mid, c_xh) within ``bound``, their
+    heap rows, the k closest (ties by id); ``distinct`` when a candidate may repeat."""
+    select = "SELECT DISTINCT" if distinct else "SELECT"
+    return f"""  RETURN QUERY
+    WITH cand AS (
+      {select} u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+    SELECT h.id, h.company_id, h.meta_id, h.hash,
+           bit_count((h.hash # query)::bit(64))::integer, h.source
+      FROM cand JOIN image_hashes h
+        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = {ALG}
+       AND h.hash = cand.xh
+     ORDER BY 5, 1
+     LIMIT k;
+"""
+
+
 # Exact top-k by incremental multi-index hashing. Each step widens one chunk's radius by
 # one (round robin) and probes only the chunk values at exactly that new radius, so no
 # value is probed twice. After a step with radii r, every row within
@@ -151,19 +214,7 @@ def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> st
     """ahash_nearest's definition, with the query's chunks computed as given and the
     probes matched as :func:`_probe_step` says."""
     probes_variable = "" if any_array else "  probes integer[];\n"
-    return f"""
-CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
-                                         algorithm ahash_algorithm DEFAULT 'ahash')
-  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
-                 distance integer, source text)
-  LANGUAGE plpgsql STABLE PARALLEL SAFE
-  SET plan_cache_mode = force_generic_plan
-  SET enable_hashjoin = off
-  SET enable_mergejoin = off
-  SET enable_bitmapscan = off
-AS $fn$
-#variable_conflict use_column
-DECLARE
+    return f"""{NEAREST_SIGNATURE}DECLARE
   within CONSTANT bigint[] := '{{{",".join(map(str, _WITHIN))}}}';
   chunk integer[];
   radius integer[] := ARRAY[-1, -1, -1, -1];
@@ -181,30 +232,10 @@ DECLARE
   n_mid bigint[];
   n_xh bigint[];
 BEGIN
-  IF query IS NULL OR k IS NULL OR {ALG} IS NULL THEN
-    RETURN;
-  END IF;
-  IF k < 0 THEN
-    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
-  END IF;
-  IF k = 0 THEN
-    RETURN;
-  END IF;
-  chunk := {query_chunks};
+{NEAREST_CHECKS}  chunk := {query_chunks};
   est := ahash_company_rows_estimate(company);
   LOOP
-    i := i % 4 + 1;
-    radius[i] := radius[i] + 1;
-    covered := covered + 1;
-    -- (the probes of one radius in one chunk: those within it minus those within one less)
-    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
-    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
-      RETURN QUERY
-        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
-          FROM ahash_search_scan(company, query, 64, k, {ALG}) AS s;
-      RETURN;
-    END IF;
-    {_probe_step(any_array)}
+{NEAREST_WIDEN}{NEAREST_SCAN}    {_probe_step(any_array)}
     IF n_cid IS NOT NULL THEN
       c_cid := c_cid || n_cid;
       c_mid := c_mid || n_mid;
@@ -220,18 +251,7 @@ BEGIN
       EXIT WHEN found >= k;
     END IF;
   END LOOP;
-  RETURN QUERY
-    WITH cand AS (
-      SELECT DISTINCT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
-       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
-    SELECT h.id, h.company_id, h.meta_id, h.hash,
-           bit_count((h.hash # query)::bit(64))::integer, h.source
-      FROM cand JOIN image_hashes h
-        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = {ALG}
-       AND h.hash = cand.xh
-     ORDER BY 5, 1
-     LIMIT k;
-END
+{nearest_result(distinct=True)}END
 $fn$
 """
 

@@ -53,7 +53,7 @@ def _seen_before(i: int) -> str:
         f" # chunk[{j + 1}])::bit(32)) <= radius[{j + 1}]" for j in range(4) if j != i)
 
 
-def _probe_step(alg: str) -> str:
+def _probe_step() -> str:
     """Collect the rows whose chunk i is at exactly radius[i] from the query's, within
     ``bound``, that no earlier step found, with their distances."""
     branches = []
@@ -68,28 +68,17 @@ def _probe_step(alg: str) -> str:
                 f"        INTO n_cid, n_mid, n_xh, n_d\n"
                 f"        FROM image_hashes x\n"
                 f"       WHERE x.c{i} = ANY({_REVISION_0006.PROBES})\n"
-                f"         AND x.algorithm = {alg}{scope} AND {DISTANCE} <= bound\n"
+                f"         AND x.algorithm = {_REVISION_0006.ALG}{scope} AND {DISTANCE} <= bound\n"
                 f"         AND NOT ({_seen_before(i)});")
     return "\n    ".join(branches) + "\n    END IF;"
 
 
-def nearest_sql(name: str = "ahash_nearest") -> str:
-    """ahash_nearest's definition (``name`` lets a benchmark install it beside the old)."""
-    alg = f"{name}.algorithm"
-    within = ",".join(map(str, _REVISION_0006._WITHIN))
-    return f"""
-CREATE OR REPLACE FUNCTION {name}(company bigint, query bigint, k integer,
-                                         algorithm ahash_algorithm DEFAULT 'ahash')
-  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
-                 distance integer, source text)
-  LANGUAGE plpgsql STABLE PARALLEL SAFE
-  SET plan_cache_mode = force_generic_plan
-  SET enable_hashjoin = off
-  SET enable_mergejoin = off
-  SET enable_bitmapscan = off
-AS $fn$
-#variable_conflict use_column
-DECLARE
+def nearest_sql() -> str:
+    """ahash_nearest's definition: 0006's signature, argument checks, steps and scan
+    fallback, with candidates kept distinct as they are found and counted in ``hist``."""
+    r6 = _REVISION_0006
+    within = ",".join(map(str, r6._WITHIN))
+    return f"""{r6.NEAREST_SIGNATURE}DECLARE
   within CONSTANT bigint[] := '{{{within}}}';
   chunk integer[];
   radius integer[] := ARRAY[-1, -1, -1, -1];
@@ -112,33 +101,13 @@ DECLARE
   n_xh bigint[];
   n_d integer[];
 BEGIN
-  IF query IS NULL OR k IS NULL OR {alg} IS NULL THEN
-    RETURN;
-  END IF;
-  IF k < 0 THEN
-    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
-  END IF;
-  IF k = 0 THEN
-    RETURN;
-  END IF;
-  chunk := ahash_chunks(query);
+{r6.NEAREST_CHECKS}  chunk := ahash_chunks(query);
   LOOP
-    i := i % 4 + 1;
-    radius[i] := radius[i] + 1;
-    covered := covered + 1;
-    -- (the probes of one radius in one chunk: those within it minus those within one less)
-    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
-    IF probed > 256 AND NOT est_read THEN
+{r6.NEAREST_WIDEN}    IF probed > 256 AND NOT est_read THEN
       est := ahash_company_rows_estimate(company);
       est_read := true;
     END IF;
-    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
-      RETURN QUERY
-        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
-          FROM ahash_search_scan(company, query, 64, k, {alg}) AS s;
-      RETURN;
-    END IF;
-    {_probe_step(alg)}
+{r6.NEAREST_SCAN}    {_probe_step()}
     IF n_d IS NOT NULL THEN
       c_cid := c_cid || n_cid;
       c_mid := c_mid || n_mid;
@@ -161,18 +130,7 @@ BEGIN
       EXIT WHEN bound <= covered;
     END IF;
   END LOOP;
-  RETURN QUERY
-    WITH cand AS (
-      SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
-       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
-    SELECT h.id, h.company_id, h.meta_id, h.hash,
-           bit_count((h.hash # query)::bit(64))::integer, h.source
-      FROM cand JOIN image_hashes h
-        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = {alg}
-       AND h.hash = cand.xh
-     ORDER BY 5, 1
-     LIMIT k;
-END
+{r6.nearest_result(distinct=False)}END
 $fn$
 """
 
