@@ -16,6 +16,7 @@ from ahashdb.config import libpq_url
 from ahashdb.hashes import to_signed
 from ahashdb.schema import CHUNK_TERMS, chunk_values
 from ahashdb.store import migrations_path
+from tests.hashgen import values_near
 
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 
@@ -73,10 +74,7 @@ def test_generated_columns_and_ahash_chunks_equal_python(store: HashStore,
 
 def test_migration_0006_to_0007_and_back_keeps_rows_and_answers(make_database) -> None:  # noqa: ANN001
     url = make_database("chunks")
-    rng = random.Random(7)
-    centre = rng.getrandbits(64)
-    values = [centre ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 12)))
-              for _ in range(3000)] + [rng.getrandbits(64) for _ in range(1000)]
+    centre, values = values_near(random.Random(7), 3000, 1000, max_flips=12)
     with HashStore(url, auto_migrate=False) as store, \
             psycopg.connect(libpq_url(url), autocommit=True) as conn:
         store.migrate("0006")
@@ -111,10 +109,7 @@ def test_migration_0006_to_0007_and_back_keeps_rows_and_answers(make_database) -
 
 def test_migration_0007_down_and_up_on_a_partitioned_table(make_database) -> None:  # noqa: ANN001
     url = make_database("chunks_partitioned")
-    rng = random.Random(8)
-    centre = rng.getrandbits(64)
-    values = [centre ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 12)))
-              for _ in range(1500)] + [rng.getrandbits(64) for _ in range(500)]
+    centre, values = values_near(random.Random(8), 1500, 500, max_flips=12)
     with HashStore(url, auto_migrate=True) as store:
         store.insert_many((v, 1 + i % 5, i, f"s{i}") for i, v in enumerate(values))
         store.partition(4)

@@ -13,6 +13,7 @@ from ahashdb import HashStore
 from ahashdb.config import libpq_url
 from ahashdb.hashes import to_signed
 from ahashdb.store import SCHEMA_REVISION
+from tests.hashgen import values_near
 
 
 def _tables(conn: psycopg.Connection) -> set[str]:
@@ -67,9 +68,7 @@ def test_nearest_answers_survive_0008_down_and_up(make_database) -> None:  # noq
     downgrade restores 0007's definition."""
     url = make_database("nearest_0008")
     rng = random.Random(11)
-    centre = rng.getrandbits(64)
-    values = [centre ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 14)))
-              for _ in range(3000)] + [rng.getrandbits(64) for _ in range(500)]
+    centre, values = values_near(rng, 3000, 500, max_flips=14)
     queries = [to_signed(centre)] + [to_signed(rng.choice(values) ^ (1 << rng.randrange(64)))
                                      for _ in range(5)]
     with HashStore(url, auto_migrate=False) as store, \
