@@ -82,14 +82,15 @@ ALG = "ahash_search_index.algorithm"
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
 
-def _search_index_query(scoped: bool) -> str:
-    """ahash_search_index's query: company-scoped, or across all companies."""
+def _search_index_query(scoped: bool, weights: str) -> str:
+    """ahash_search_index's query: company-scoped, or across all companies; ``weights`` is
+    the condition on the masks' weight, with ``{i}`` for the chunk's number (1-4)."""
     scope = f"x.algorithm = {ALG} AND " + ("x.company_id = company AND " if scoped else "")
     parts = [
         f"SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x\n"
         f"         WHERE x.c{i} = ANY(ARRAY(SELECT chunks[{i + 1}] # m.mask"
         f" FROM ahash_chunk_masks m\n"
-        f"                                   WHERE m.weight <= radii[{i + 1}]))\n"
+        f"                                   WHERE m.weight {weights.format(i=i + 1)}))\n"
         f"           AND {scope}{DISTANCE} <= max_distance"
         for i in range(CHUNKS)
     ]
@@ -100,7 +101,10 @@ def _search_index_query(scoped: bool) -> str:
 # that share a leaf page in one visit, which spread chunks often do (measured, 1M rows:
 # T=4 0.51 -> 0.34 ms, T=10 4.7 -> 4.1 ms of execution against a join with one descent per
 # probe). The probe values are made inside the query, not by separate statements.
-AHASH_SEARCH_INDEX = f"""
+def search_index_sql(weights: str = "<= radii[{i}]") -> str:
+    """ahash_search_index's definition, its probes the masks whose weight meets ``weights``
+    (see :func:`_search_index_query`)."""
+    return f"""
 CREATE OR REPLACE FUNCTION ahash_search_index(company bigint, query bigint,
                                               max_distance integer, max_rows integer,
                                               algorithm ahash_algorithm)
@@ -118,13 +122,16 @@ DECLARE
   chunks integer[] := ahash_chunks(query);
 BEGIN
   IF company IS NULL THEN
-{_search_index_query(scoped=False)}
+{_search_index_query(False, weights)}
   ELSE
-{_search_index_query(scoped=True)}
+{_search_index_query(True, weights)}
   END IF;
 END
 $fn$
 """
+
+
+AHASH_SEARCH_INDEX = search_index_sql()
 
 
 def _chunk_columns(expression: Any, fillfactor: int | None) -> None:
