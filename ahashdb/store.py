@@ -42,7 +42,7 @@ from .hashes import (
 __all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 #: image_hashes' columns a writer fills, in COPY order; rows are tuples in this order.
 _COLUMNS = ("company_id", "meta_id", "algorithm", "hash", "source", "hasher")

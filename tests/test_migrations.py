@@ -92,3 +92,34 @@ def test_nearest_answers_survive_0008_down_and_up(make_database) -> None:  # noq
         assert answers() == at_head
         store.migrate()
         assert definition() == head_definition
+
+
+def test_search_answers_survive_0009_down_and_up(make_database) -> None:  # noqa: ANN001
+    """0009 only changes how ahash_search_index picks its probe masks: the same masks, so the
+    same answers as 0008's, and a downgrade restores 0008's definition."""
+    url = make_database("search_0009")
+    rng = random.Random(12)
+    centre, values = values_near(rng, 2000, 300, max_flips=12)
+    with HashStore(url, auto_migrate=False) as store, \
+            psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        store.migrate()
+        store.insert_many((v, 1 + i % 2, i) for i, v in enumerate(values))
+
+        def answers() -> list:
+            return [conn.execute("SELECT id, distance FROM ahash_search_index(%s, %s, %s,"
+                                 " NULL, 'ahash')", (c, to_signed(centre), t)).fetchall()
+                    for c in (1, None) for t in (0, 3, 4, 8, 10, 16)]
+
+        def definition() -> str:
+            return conn.execute("SELECT pg_get_functiondef('ahash_search_index'::regproc)"
+                                ).fetchone()[0]
+
+        at_head = answers()
+        assert sum(map(len, at_head)) > 100
+        head_definition = definition()
+        assert "m.weight BETWEEN 0 AND radii[1]" in head_definition
+        store.downgrade("0008")
+        assert "m.weight <= radii[1]" in definition()
+        assert answers() == at_head
+        store.migrate()
+        assert definition() == head_definition

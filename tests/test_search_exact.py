@@ -163,3 +163,34 @@ def test_nearest_returns_a_row_found_through_several_chunks_once(store: HashStor
         got = store.nearest(query, company_id=1, k=k)
         assert [(m.distance, m.id) for m in got] == brute(stored, query, 1, 64)[:k]
         assert len({m.id for m in got}) == len(got) == min(k, len(rows))
+
+
+def test_probe_masks_are_read_by_index_before_the_first_vacuum(store: HashStore) -> None:
+    """A freshly migrated database: ahash_chunk_masks has statistics (0004) but no page
+    marked all-visible until autovacuum gets to it. Every search path must still read the
+    probe masks by index, not the whole 65,536-row table once per chunk (0009)."""
+    store.insert_many(((i * 0x9E3779B97F4A7C15) & ((1 << 64) - 1), 1 + i % 2, i)
+                      for i in range(2000))
+    conn = store.connection
+    with conn.transaction(force_rollback=True):
+        # The fresh state, rebuilt inside a transaction that is rolled back.
+        conn.execute("TRUNCATE ahash_chunk_masks")
+        conn.execute("INSERT INTO ahash_chunk_masks (weight, mask)"
+                     " SELECT bit_count(m::bit(16)), m FROM generate_series(0, 65535) AS m")
+        conn.execute("ANALYZE ahash_chunk_masks")
+        assert conn.execute("SELECT relallvisible FROM pg_class"
+                            " WHERE relname = 'ahash_chunk_masks'").fetchone()[0] == 0
+        masks_read = ("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables"
+                      " WHERE relname = 'ahash_chunk_masks'")
+        seq_before, index_before = conn.execute(masks_read).fetchone()
+        for company in (1, None):
+            for t in (0, 4, 10):
+                got = conn.execute("SELECT id FROM ahash_search_index(%s, 12345, %s, NULL,"
+                                   " 'ahash')", (company, t)).fetchall()
+                want = conn.execute("SELECT id FROM ahash_search_scan(%s, 12345, %s, NULL,"
+                                    " 'ahash')", (company, t)).fetchall()
+                assert sorted(got) == sorted(want)
+            conn.execute("SELECT * FROM ahash_nearest(%s, 12345, 10)", (company,)).fetchall()
+        seq_scans, index_scans = conn.execute(masks_read).fetchone()
+        assert seq_scans == seq_before
+        assert index_scans >= index_before + 6 * 4
