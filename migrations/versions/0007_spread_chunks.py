@@ -82,10 +82,11 @@ ALG = "ahash_search_index.algorithm"
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
 
-def _search_index_query(scoped: bool, weights: str) -> str:
+def _search_index_query(scoped: bool, weights: str, algorithm: str) -> str:
     """ahash_search_index's query: company-scoped, or across all companies; ``weights`` is
-    the condition on the masks' weight, with ``{i}`` for the chunk's number (1-4)."""
-    scope = f"x.algorithm = {ALG} AND " + ("x.company_id = company AND " if scoped else "")
+    the condition on the masks' weight, with ``{i}`` for the chunk's number (1-4), and
+    ``algorithm`` the condition that keeps the rows of the asked algorithm."""
+    scope = f"{algorithm} AND " + ("x.company_id = company AND " if scoped else "")
     parts = [
         f"SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x\n"
         f"         WHERE x.c{i} = ANY(ARRAY(SELECT chunks[{i + 1}] # m.mask"
@@ -101,9 +102,10 @@ def _search_index_query(scoped: bool, weights: str) -> str:
 # that share a leaf page in one visit, which spread chunks often do (measured, 1M rows:
 # T=4 0.51 -> 0.34 ms, T=10 4.7 -> 4.1 ms of execution against a join with one descent per
 # probe). The probe values are made inside the query, not by separate statements.
-def search_index_sql(weights: str = "<= radii[{i}]") -> str:
+def search_index_sql(weights: str = "<= radii[{i}]",
+                     algorithm: str = f"x.algorithm = {ALG}") -> str:
     """ahash_search_index's definition, its probes the masks whose weight meets ``weights``
-    (see :func:`_search_index_query`)."""
+    and its rows those meeting ``algorithm`` (see :func:`_search_index_query`)."""
     return f"""
 CREATE OR REPLACE FUNCTION ahash_search_index(company bigint, query bigint,
                                               max_distance integer, max_rows integer,
@@ -122,9 +124,9 @@ DECLARE
   chunks integer[] := ahash_chunks(query);
 BEGIN
   IF company IS NULL THEN
-{_search_index_query(False, weights)}
+{_search_index_query(False, weights, algorithm)}
   ELSE
-{_search_index_query(True, weights)}
+{_search_index_query(True, weights, algorithm)}
   END IF;
 END
 $fn$

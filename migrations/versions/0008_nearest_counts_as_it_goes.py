@@ -53,9 +53,10 @@ def _seen_before(i: int) -> str:
         f" # chunk[{j + 1}])::bit(32)) <= radius[{j + 1}]" for j in range(4) if j != i)
 
 
-def _probe_step() -> str:
+def _probe_step(algorithm: str) -> str:
     """Collect the rows whose chunk i is at exactly radius[i] from the query's, within
-    ``bound``, that no earlier step found, with their distances."""
+    ``bound``, that no earlier step found, with their distances; ``algorithm`` is the
+    condition that keeps the rows of the asked algorithm."""
     branches = []
     for i in range(4):
         for scoped in (False, True):
@@ -68,14 +69,15 @@ def _probe_step() -> str:
                 f"        INTO n_cid, n_mid, n_xh, n_d\n"
                 f"        FROM image_hashes x\n"
                 f"       WHERE x.c{i} = ANY({_REVISION_0006.PROBES})\n"
-                f"         AND x.algorithm = {_REVISION_0006.ALG}{scope} AND {DISTANCE} <= bound\n"
+                f"         AND {algorithm}{scope} AND {DISTANCE} <= bound\n"
                 f"         AND NOT ({_seen_before(i)});")
     return "\n    ".join(branches) + "\n    END IF;"
 
 
-def nearest_sql() -> str:
+def nearest_sql(algorithm: str = f"x.algorithm = {_REVISION_0006.ALG}") -> str:
     """ahash_nearest's definition: 0006's signature, argument checks, steps and scan
-    fallback, with candidates kept distinct as they are found and counted in ``hist``."""
+    fallback, with candidates kept distinct as they are found and counted in ``hist``;
+    ``algorithm`` is the steps' condition on the rows' algorithm."""
     r6 = _REVISION_0006
     within = ",".join(map(str, r6._WITHIN))
     return f"""{r6.NEAREST_SIGNATURE}DECLARE
@@ -107,7 +109,7 @@ BEGIN
       est := ahash_company_rows_estimate(company);
       est_read := true;
     END IF;
-{r6.NEAREST_SCAN}    {_probe_step()}
+{r6.NEAREST_SCAN}    {_probe_step(algorithm)}
     IF n_d IS NOT NULL THEN
       c_cid := c_cid || n_cid;
       c_mid := c_mid || n_mid;
