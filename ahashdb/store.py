@@ -42,7 +42,7 @@ from .hashes import (
 __all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 #: image_hashes' columns a writer fills, in COPY order; rows are tuples in this order.
 _COLUMNS = ("company_id", "meta_id", "algorithm", "hash", "source", "hasher")
@@ -58,7 +58,7 @@ _INDEX_DDL = {
     "image_hashes_pkey": "ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey "
     "PRIMARY KEY (company_id, meta_id, algorithm, hash)",
     **{
-        name: f"CREATE INDEX {name} ON image_hashes (c{i}, algorithm, company_id)"
+        name: f"CREATE INDEX {name} ON image_hashes (c{i}, algorithm_code, company_id)"
         f" INCLUDE (hash, meta_id) WITH (fillfactor = {CHUNK_FILLFACTOR})"
         for i, name in enumerate(CHUNK_INDEXES)
     },

@@ -197,3 +197,20 @@ def test_each_algorithm_has_its_own_default_threshold(store: HashStore) -> None:
                 "-a", alg, "-f", "nl")
         assert [json.loads(line)["distance"] for line in r.stdout.splitlines()] == [t - 1, t]
     assert DEFAULT_MAX_DISTANCE["ahash"] == 10
+
+
+def test_every_algorithm_has_its_own_code_in_the_chunk_index_key(store: HashStore) -> None:
+    """algorithm_code (the chunk indexes' smallint key) is distinct for every label of the
+    enum, in the enum's order, and stored rows carry their algorithm's code."""
+    conn = store.connection
+    labels = conn.execute("SELECT a::text, ahash_algorithm_code(a)"
+                          " FROM unnest(enum_range(NULL::ahash_algorithm)) AS a").fetchall()
+    assert [label for label, _ in labels] == list(ALGORITHMS)
+    assert [code for _, code in labels] == list(range(len(ALGORITHMS)))
+    for algorithm in ALGORITHMS:
+        store.insert_many([(0x1234, 1, 1)], algorithm=algorithm)
+    assert conn.execute("SELECT count(*) FROM image_hashes"
+                        " WHERE algorithm_code <> ahash_algorithm_code(algorithm)"
+                        ).fetchone()[0] == 0
+    assert conn.execute("SELECT count(DISTINCT algorithm_code) FROM image_hashes"
+                        ).fetchone()[0] == len(ALGORITHMS)

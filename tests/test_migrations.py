@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
@@ -123,3 +124,54 @@ def test_search_answers_survive_0009_down_and_up(make_database) -> None:  # noqa
         assert answers() == at_head
         store.migrate()
         assert definition() == head_definition
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_0010_down_and_up_keeps_rows_answers_and_index_keys(make_database,  # noqa: ANN001
+                                                            partitions: int) -> None:
+    """0010 adds algorithm_code and keys the chunk indexes on it; a downgrade takes it out
+    again. Rows and every algorithm's answers stay the same both ways, plain or
+    hash-partitioned."""
+    url = make_database(f"algorithm_code_{partitions}")
+    rng = random.Random(13)
+    centre, values = values_near(rng, 1500, 300, max_flips=12)
+    with HashStore(url, auto_migrate=False) as store:
+        store.migrate()
+        for algorithm in ("ahash", "dhash"):
+            store.insert_many(((v, 1 + i % 3, i, f"s{i}") for i, v in enumerate(values)),
+                              algorithm=algorithm)
+        store.partition(partitions)
+        conn = store.connection
+        snapshot = ("SELECT id, company_id, meta_id, hash, source, algorithm::text"
+                    " FROM image_hashes ORDER BY id")
+        before = conn.execute(snapshot).fetchall()
+
+        def answers() -> list:
+            query = to_signed(centre)
+            return [conn.execute("SELECT id, distance FROM ahash_search(%s, %s, %s, NULL, %s)",
+                                 (c, query, t, a)).fetchall()
+                    for a in ("ahash", "dhash") for c in (1, None) for t in (4, 10)] + [
+                conn.execute("SELECT id, distance FROM ahash_nearest(%s, %s, 20, %s)",
+                             (c, query, a)).fetchall()
+                for a in ("ahash", "dhash") for c in (2, None)]
+
+        def chunk_index_keys() -> set[str]:
+            return {r[0] for r in conn.execute(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+                " WHERE indrelid = 'image_hashes'::regclass"
+                " AND indexrelid::regclass::text LIKE 'image_hashes_c_\\_idx'").fetchall()}
+
+        expected = answers()
+        assert sum(map(len, expected)) > 500
+        assert all("(c" in k and ", algorithm_code, company_id)" in k
+                   for k in chunk_index_keys()) and len(chunk_index_keys()) == 4
+        store.downgrade("0009")
+        assert conn.execute(snapshot).fetchall() == before
+        assert answers() == expected
+        assert all(", algorithm, company_id)" in k for k in chunk_index_keys())
+        assert conn.execute("SELECT to_regproc('ahash_algorithm_code')").fetchone()[0] is None
+        store.migrate()
+        assert conn.execute(snapshot).fetchall() == before
+        assert answers() == expected
+        assert all(", algorithm_code, company_id)" in k for k in chunk_index_keys())
+        assert store.partitions() == partitions

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import psycopg
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 
 from ahashdb import HashStore
 from ahashdb.errors import AhashdbError, InvalidHash, InvalidInput
-from ahashdb.hashes import from_hex
+from ahashdb.hashes import from_hex, to_signed
+from tests.hashgen import values_near
 from tests.imagegen import photo
 from tests.test_cli import run as cli
 
@@ -130,6 +132,51 @@ def test_row_level_security_keeps_each_role_inside_its_company(
     assert cli(store.url, "rls", "disable").exit_code == 0
     with HashStore(url_a, auto_migrate=False) as after:
         assert after.count() == 4
+
+
+def test_row_level_security_leaves_the_chunk_index_scans_as_narrow_as_the_owners(
+    store: HashStore, app_roles: list[str]
+) -> None:
+    """Under row-level security only leakproof conditions may narrow an index scan. The
+    chunk indexes key on algorithm_code (a smallint) and company_id, so a role kept inside
+    its company reads the same chunk-index entries and pages as the owner, not those of
+    other companies or algorithms under the same probe values (0010)."""
+    rng = random.Random(21)
+    centre, values = values_near(rng, 2500, 0, max_flips=12)
+    rows = [(v, company, i) for company in (1, 2) for i, v in enumerate(values)]
+    for algorithm in ("ahash", "phash"):
+        store.insert_many(rows, algorithm=algorithm)
+    store.connection.execute("VACUUM ANALYZE image_hashes")
+    store.enable_row_level_security()
+    query = to_signed(centre)
+    calls = [("SELECT id FROM ahash_search(1, %s, 4)", (query,)),
+             ("SELECT id FROM ahash_search(1, %s, 10)", (query,)),
+             ("SELECT id FROM ahash_search(NULL, %s, 10)", (query,)),
+             ("SELECT id FROM ahash_nearest(1, %s, 10)", (query,))]
+    read = ("SELECT sum(pg_stat_get_xact_tuples_returned(i.indexrelid)),"
+            " sum(pg_stat_get_xact_blocks_hit(i.indexrelid)"
+            " + pg_stat_get_xact_blocks_fetched(i.indexrelid)) FROM pg_index i"
+            " WHERE i.indrelid = 'image_hashes'::regclass"
+            " AND i.indexrelid::regclass::text LIKE 'image_hashes_c_\\_idx'")
+
+    def entries_and_pages(conn: psycopg.Connection, sql_text: str, params: tuple,
+                          role: bool) -> tuple[list, tuple[int, int]]:
+        with conn.transaction():
+            if role:  # its all-companies form is what RLS makes of it: company 1's rows
+                conn.execute("SET LOCAL ahashdb.company_id = '1'")
+            before = conn.execute(read).fetchone()
+            got = conn.execute(sql_text, params).fetchall()
+            after = conn.execute(read).fetchone()
+        return got, (after[0] - before[0], after[1] - before[1])
+
+    with HashStore(app_roles[0], auto_migrate=False) as app:
+        for sql_text, params in calls:
+            owner_sql = sql_text.replace("(NULL,", "(1,")
+            want, owner_read = entries_and_pages(store.connection, owner_sql, params, False)
+            got, role_read = entries_and_pages(app.connection, sql_text, params, True)
+            assert len(want) >= 10 and sorted(got) == sorted(want), sql_text
+            assert owner_read[0] > 0, sql_text  # the chunk indexes answered
+            assert role_read <= owner_read, (sql_text, role_read, owner_read)
 
 
 # --- hostile strings -------------------------------------------------------------------------
