@@ -226,10 +226,10 @@ def migrate(
 ) -> None:
     """Create or upgrade the schema (tables, indexes, SQL functions) to the newest revision.
 
-    An upgrade runs in one transaction and locks image_hashes while it runs. The one to
-    revision 0007 rewrites the table and rebuilds its four chunk indexes: about 7 s per
-    million rows on a 2-core machine (python benchmarks/upgrade.py). The embedded database
-    upgrades itself on first use by a newer ahashdb.
+    An upgrade runs in one transaction and locks image_hashes while it runs. Those to
+    revisions 0007 and 0010 each rewrite the table and rebuild its indexes: several seconds
+    per million rows on a 2-core machine (python benchmarks/upgrade.py). The embedded
+    database upgrades itself on first use by a newer ahashdb.
 
     Example:  ahashdb --database-url postgresql://localhost/ahashdb migrate
     """
