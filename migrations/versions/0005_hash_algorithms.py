@@ -21,11 +21,9 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Any
-
 from alembic import op
+
+from ahashdb.migrating import earlier_migration
 
 revision = "0005"
 down_revision = "0004"
@@ -236,16 +234,6 @@ END
 $fn$
 """
 
-def _revision_0003() -> Any:
-    """Migration 0003's module, whose function definitions a downgrade restores."""
-    path = Path(__file__).with_name("0003_multi_index_hashing.py")
-    spec = importlib.util.spec_from_file_location("ahashdb_migration_0003", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _chunk_indexes(with_algorithm: bool) -> None:
     key = "algorithm, company_id" if with_algorithm else "company_id"
     for i in range(CHUNKS):
@@ -294,7 +282,7 @@ $$""")
     op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer, ahash_algorithm)")
     for name in ("ahash_search_scan", "ahash_search_index"):
         op.execute(f"DROP FUNCTION {name}(bigint, bigint, integer, integer, ahash_algorithm)")
-    old = _revision_0003()
+    old = earlier_migration(__file__, "0003_multi_index_hashing.py")
     for statement in (old.AHASH_SEARCH_INDEX, old.AHASH_SEARCH_SCAN, old.AHASH_SEARCH,
                       old.AHASH_NEAREST):
         op.execute(statement)

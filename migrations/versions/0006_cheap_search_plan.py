@@ -17,12 +17,11 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-import importlib.util
 from math import comb
-from pathlib import Path
-from typing import Any
 
 from alembic import op
+
+from ahashdb.migrating import earlier_migration
 
 revision = "0006"
 down_revision = "0005"
@@ -259,16 +258,6 @@ $fn$
 AHASH_NEAREST = nearest_sql()
 
 
-def _revision(name: str) -> Any:
-    """An earlier migration's module, whose definitions a downgrade restores."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"ahashdb_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade() -> None:
     for statement in (AHASH_CHUNK_RADII, AHASH_PROBE_COUNT, AHASH_COMPANY_ROWS_ESTIMATE,
                       AHASH_NEAREST):
@@ -276,8 +265,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    old = _revision("0003_multi_index_hashing.py")
+    old = earlier_migration(__file__, "0003_multi_index_hashing.py")
     for statement in (old.AHASH_CHUNK_RADII, old.AHASH_PROBE_COUNT,
                       old.AHASH_COMPANY_ROWS_ESTIMATE,
-                      _revision("0005_hash_algorithms.py").AHASH_NEAREST):
+                      earlier_migration(__file__, "0005_hash_algorithms.py").AHASH_NEAREST):
         op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))

@@ -26,11 +26,11 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 from alembic import op
+
+from ahashdb.migrating import earlier_migration
 
 revision = "0007"
 down_revision = "0006"
@@ -66,18 +66,8 @@ CREATE FUNCTION ahash_chunks(value bigint) RETURNS integer[]
 """
 
 
-def _revision(name: str) -> Any:
-    """An earlier migration's module, whose definitions this one reuses."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"ahashdb_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # Revision 0005 builds ahash_search_index around the candidate SELECTs it is given.
-_REVISION_0005 = _revision("0005_hash_algorithms.py")
+_REVISION_0005 = earlier_migration(__file__, "0005_hash_algorithms.py")
 ALG = "ahash_search_index.algorithm"
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
@@ -156,15 +146,15 @@ def upgrade() -> None:
     _chunk_columns(chunk_sql, fillfactor=80)
     op.execute(AHASH_CHUNKS)
     op.execute(AHASH_SEARCH_INDEX)
-    op.execute(_revision("0006_cheap_search_plan.py").nearest_sql("ahash_chunks(query)",
-                                                                  any_array=True))
+    op.execute(earlier_migration(__file__, "0006_cheap_search_plan.py").nearest_sql(
+        "ahash_chunks(query)", any_array=True))
     op.execute("ANALYZE image_hashes")
 
 
 def downgrade() -> None:
-    old = _revision("0003_multi_index_hashing.py")
+    old = earlier_migration(__file__, "0003_multi_index_hashing.py")
     _chunk_columns(old.chunk_expression, fillfactor=None)
     op.execute(_or_replace(_REVISION_0005.AHASH_SEARCH_INDEX))
-    op.execute(_revision("0006_cheap_search_plan.py").AHASH_NEAREST)
+    op.execute(earlier_migration(__file__, "0006_cheap_search_plan.py").AHASH_NEAREST)
     op.execute("DROP FUNCTION ahash_chunks(bigint)")
     op.execute("ANALYZE image_hashes")

@@ -18,11 +18,9 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Any
-
 from alembic import op
+
+from ahashdb.migrating import earlier_migration
 
 revision = "0008"
 down_revision = "0007"
@@ -30,18 +28,8 @@ branch_labels = None
 depends_on = None
 
 
-def _revision(name: str) -> Any:
-    """An earlier migration's module, whose definitions this one reuses."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"ahashdb_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_REVISION_0006 = _revision("0006_cheap_search_plan.py")
-_REVISION_0007 = _revision("0007_spread_chunks.py")
+_REVISION_0006 = earlier_migration(__file__, "0006_cheap_search_plan.py")
+_REVISION_0007 = earlier_migration(__file__, "0007_spread_chunks.py")
 DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
 

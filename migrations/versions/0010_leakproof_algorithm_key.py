@@ -28,11 +28,9 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Any
-
 from alembic import op
+
+from ahashdb.migrating import earlier_migration
 
 revision = "0010"
 down_revision = "0009"
@@ -50,20 +48,10 @@ CREATE FUNCTION ahash_algorithm_code(algorithm ahash_algorithm) RETURNS smallint
 """
 
 
-def _revision(name: str) -> Any:
-    """An earlier migration's module, whose definitions this one reuses."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"ahashdb_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_REVISION_0006 = _revision("0006_cheap_search_plan.py")
-_REVISION_0007 = _revision("0007_spread_chunks.py")
-_REVISION_0008 = _revision("0008_nearest_counts_as_it_goes.py")
-_REVISION_0009 = _revision("0009_probe_masks_before_vacuum.py")
+_REVISION_0006 = earlier_migration(__file__, "0006_cheap_search_plan.py")
+_REVISION_0007 = earlier_migration(__file__, "0007_spread_chunks.py")
+_REVISION_0008 = earlier_migration(__file__, "0008_nearest_counts_as_it_goes.py")
+_REVISION_0009 = earlier_migration(__file__, "0009_probe_masks_before_vacuum.py")
 
 AHASH_SEARCH_INDEX = _REVISION_0007.search_index_sql(
     "BETWEEN 0 AND radii[{i}]",
