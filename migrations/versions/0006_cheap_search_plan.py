@@ -165,6 +165,15 @@ NEAREST_CHECKS = f"""  IF query IS NULL OR k IS NULL OR {ALG} IS NULL THEN
   END IF;
 """
 
+# Its candidates so far (company, meta_id, hash) and those one step found.
+NEAREST_CANDIDATES = """  c_cid bigint[] := '{}';
+  c_mid bigint[] := '{}';
+  c_xh bigint[] := '{}';
+  n_cid bigint[];
+  n_mid bigint[];
+  n_xh bigint[];
+"""
+
 # A step's start: the next chunk's radius grows by one, and with it the distance covered.
 NEAREST_WIDEN = """    i := i % 4 + 1;
     radius[i] := radius[i] + 1;
@@ -224,13 +233,7 @@ def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> st
 {probes_variable}  bound integer := 64;
   found bigint;
   kth integer;
-  c_cid bigint[] := '{{}}';
-  c_mid bigint[] := '{{}}';
-  c_xh bigint[] := '{{}}';
-  n_cid bigint[];
-  n_mid bigint[];
-  n_xh bigint[];
-BEGIN
+{NEAREST_CANDIDATES}BEGIN
 {NEAREST_CHECKS}  chunk := {query_chunks};
   est := ahash_company_rows_estimate(company);
   LOOP

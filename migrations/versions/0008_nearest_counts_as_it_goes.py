@@ -83,13 +83,7 @@ def nearest_sql(algorithm: str = f"x.algorithm = {_REVISION_0006.ALG}") -> str:
   total bigint := 0;
   acc bigint;
   d integer;
-  c_cid bigint[] := '{{}}';
-  c_mid bigint[] := '{{}}';
-  c_xh bigint[] := '{{}}';
-  n_cid bigint[];
-  n_mid bigint[];
-  n_xh bigint[];
-  n_d integer[];
+{r6.NEAREST_CANDIDATES}  n_d integer[];
 BEGIN
 {r6.NEAREST_CHECKS}  chunk := ahash_chunks(query);
   LOOP
