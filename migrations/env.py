@@ -49,8 +49,7 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from ahashdb.config import sqlalchemy_url
-        from ahashdb.store import database_url
+        from ahashdb.config import database_url, sqlalchemy_url
 
         url = sqlalchemy_url(database_url(None))
     engine = create_engine(url, poolclass=pool.NullPool)

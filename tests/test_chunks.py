@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from ahashdb import HashStore
 from ahashdb.config import libpq_url
+from ahashdb.connection import migrations_path
 from ahashdb.hashes import to_signed
-from ahashdb.schema import CHUNK_TERMS, chunk_values
-from ahashdb.store import migrations_path
+from ahashdb.schema import chunk_sql, chunk_values
 from tests.hashgen import values_near
 
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
@@ -51,12 +51,17 @@ def test_chunk_distances_add_up_to_the_hash_distance(a: int, b: int) -> None:
 
 
 def test_schema_mirrors_the_migration() -> None:
+    # The migration that spread the chunks holds their generated columns as frozen text:
+    # it must be exactly the expressions ahashdb.ddl computes from CHUNK_TERMS.
     path = migrations_path() / "versions" / "0007_spread_chunks.py"
     spec = importlib.util.spec_from_file_location("m0007", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.CHUNK_TERMS == CHUNK_TERMS
+    expected = ", ".join(f"ADD COLUMN c{i} integer GENERATED ALWAYS AS ({chunk_sql(i)}) STORED"
+                         " NOT NULL" for i in range(4))
+    assert expected in module.SPREAD_CHUNK_COLUMNS
+    assert all(chunk_sql(i, "value") in module.AHASH_CHUNKS for i in range(4))
 
 
 @given(values=st.lists(U64, min_size=1, max_size=40))

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
-CHUNKS = 4
 
-CHUNK_MASKS = """
+AHASH_CHUNK_MASKS_TABLE = """
 CREATE TABLE ahash_chunk_masks (
   weight smallint NOT NULL,
   mask integer NOT NULL,
@@ -33,13 +32,13 @@ CREATE TABLE ahash_chunk_masks (
 )
 """
 
-FILL_CHUNK_MASKS = """
+
+FILL_AHASH_CHUNK_MASKS = """
 INSERT INTO ahash_chunk_masks (weight, mask)
 SELECT bit_count(m::bit(16)), m FROM generate_series(0, 65535) AS m
 """
 
-# r_i for each chunk: T + 1 "units" shared as evenly as possible; r_i = units_i - 1, and
-# -1 means the chunk is not probed at all (T = 0 probes one chunk once).
+
 AHASH_CHUNK_RADII = """
 CREATE FUNCTION ahash_chunk_radii(max_distance integer) RETURNS integer[]
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -48,11 +47,13 @@ CREATE FUNCTION ahash_chunk_radii(max_distance integer) RETURNS integer[]
       FROM generate_series(0, 3) AS i ORDER BY i)
 """
 
+
 AHASH_PROBES = """
 CREATE FUNCTION ahash_probes(chunk integer, radius integer) RETURNS integer[]
   LANGUAGE sql STABLE STRICT PARALLEL SAFE
   RETURN ARRAY(SELECT chunk # m.mask FROM ahash_chunk_masks m WHERE m.weight <= radius)
 """
+
 
 AHASH_PROBE_COUNT = """
 CREATE FUNCTION ahash_probe_count(max_distance integer) RETURNS bigint
@@ -61,8 +62,7 @@ CREATE FUNCTION ahash_probe_count(max_distance integer) RETURNS bigint
             JOIN ahash_chunk_masks m ON m.weight <= r)
 """
 
-# How many rows a company has, as the planner would guess it (pg_stats), or NULL without
-# statistics. EXPLAIN is not allowed in a STABLE function, so this reads the statistics.
+
 AHASH_COMPANY_ROWS_ESTIMATE = """
 CREATE FUNCTION ahash_company_rows_estimate(company bigint) RETURNS double precision
   LANGUAGE sql STABLE PARALLEL SAFE
@@ -87,8 +87,7 @@ CREATE FUNCTION ahash_company_rows_estimate(company bigint) RETURNS double preci
     WHERE c.oid = 'image_hashes'::regclass)
 """
 
-# 'index' or 'scan'. A probe (one B-tree descent plus its candidates) costs about as much
-# as reading 8 of the company's rows (the row count is the planner's own estimate).
+
 AHASH_SEARCH_PLAN = """
 CREATE FUNCTION ahash_search_plan(company bigint, max_distance integer) RETURNS text
   LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -113,51 +112,8 @@ END
 $fn$
 """
 
-# Static SQL with generic plans: planning the query with its probe arrays each time would
-# cost more than running it, and a custom plan may trade the index-only scans for a scan.
-# Probe values are joined (a nested loop of index-only scans, one descent per value to
-# (value, company)) when there are few, rather than matched with = ANY(array): for values
-# common across companies (0x0000, 0xffff: uniform grid rows), an = ANY scan reads other
-# companies' entries too and costs several times more. Many probes (radius >= 3) use
-# = ANY, which shares descents between neighbouring values.
-DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
-
-def _search_index_query(scoped: bool) -> str:
-    """ahash_search_index's query: company-scoped, or across all companies."""
-    scope = "x.company_id = company AND " if scoped else ""
-    keep = "x.company_id AS cid, x.meta_id AS mid, x.hash AS xh"
-    parts = []
-    for i in range(CHUNKS):
-        parts.append(
-            f"SELECT {keep} FROM unnest(pj{i}) AS v(c)\n"
-            f"          JOIN image_hashes x ON x.c{i} = v.c\n"
-            f"         WHERE {scope}{DISTANCE} <= max_distance"
-        )
-        parts.append(
-            f"SELECT {keep} FROM image_hashes x\n"
-            f"         WHERE x.c{i} = ANY(ps{i}) AND {scope}{DISTANCE} <= max_distance"
-        )
-    union = "\n        UNION\n        ".join(parts)
-    company = "company" if scoped else "cand.cid"
-    return f"""    RETURN QUERY
-      WITH cand AS (
-        {union}),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = {company} AND h.meta_id = cand.mid AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;"""
-
-
-AHASH_SEARCH_INDEX = f"""
+AHASH_SEARCH_INDEX = """
 CREATE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
                                    max_rows integer)
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
@@ -175,7 +131,7 @@ DECLARE
   p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
   p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
   p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
-  none integer[] := '{{}}';
+  none integer[] := '{}';
   -- Up to 137 probes (radius <= 2) are joined, one descent each; more are matched with
   -- = ANY, which shares descents between neighbouring values.
   pj0 integer[] := CASE WHEN radii[1] <= 2 THEN p0 ELSE none END;
@@ -188,13 +144,94 @@ DECLARE
   ps3 integer[] := CASE WHEN radii[4] <= 2 THEN none ELSE p3 END;
 BEGIN
   IF company IS NULL THEN
-{_search_index_query(scoped=False)}
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
+          JOIN image_hashes x ON x.c0 = v.c
+         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj1) AS v(c)
+          JOIN image_hashes x ON x.c1 = v.c
+         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj2) AS v(c)
+          JOIN image_hashes x ON x.c2 = v.c
+         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj3) AS v(c)
+          JOIN image_hashes x ON x.c3 = v.c
+         WHERE bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
   ELSE
-{_search_index_query(scoped=True)}
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
+          JOIN image_hashes x ON x.c0 = v.c
+         WHERE x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj1) AS v(c)
+          JOIN image_hashes x ON x.c1 = v.c
+         WHERE x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj2) AS v(c)
+          JOIN image_hashes x ON x.c2 = v.c
+         WHERE x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj3) AS v(c)
+          JOIN image_hashes x ON x.c3 = v.c
+         WHERE x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
   END IF;
 END
 $fn$
 """
+
 
 AHASH_SEARCH_SCAN = """
 CREATE FUNCTION ahash_search_scan(company bigint, query bigint, max_distance integer,
@@ -226,6 +263,7 @@ END
 $fn$
 """
 
+
 AHASH_SEARCH = """
 CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
                              max_rows integer DEFAULT NULL)
@@ -254,8 +292,7 @@ END
 $fn$
 """
 
-# Rows found within radius r are exactly the first rows of the answer (ordered by distance,
-# then id), so each wider radius only adds the rows beyond the previous one.
+
 AHASH_NEAREST = """
 CREATE FUNCTION ahash_nearest(company bigint, query bigint, k integer)
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
@@ -298,8 +335,8 @@ END
 $fn$
 """
 
-# The revision-0002 search, restored on downgrade (Alembic "replaceable objects" recipe).
-AHASH_SEARCH_SCAN_0002 = """
+
+AHASH_SEARCH_BEFORE = """
 CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
                              max_rows integer DEFAULT NULL)
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
@@ -317,28 +354,19 @@ $fn$
 """
 
 
-def chunk_expression(i: int) -> str:
-    """SQL for chunk i (0 = the most significant 16 bits) of the hash column."""
-    shift = 16 * (CHUNKS - 1 - i)
-    shifted = f"(hash >> {shift})" if shift else "hash"
-    return f"(({shifted} & 65535))::integer"
-
-
 def upgrade() -> None:
-    op.execute(CHUNK_MASKS)
-    op.execute(FILL_CHUNK_MASKS)
-    for i in range(CHUNKS):
-        op.execute(
-            f"ALTER TABLE image_hashes ADD COLUMN c{i} integer "
-            f"GENERATED ALWAYS AS ({chunk_expression(i)}) STORED NOT NULL"
-        )
-    for i in range(CHUNKS):
-        op.execute(
-            f"CREATE INDEX image_hashes_c{i}_idx ON image_hashes (c{i}, company_id) "
-            "INCLUDE (hash, meta_id)"
-        )
-    op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
     for statement in (
+        AHASH_CHUNK_MASKS_TABLE,
+        FILL_AHASH_CHUNK_MASKS,
+        'ALTER TABLE image_hashes ADD COLUMN c0 integer GENERATED ALWAYS AS ((((hash >> 48) & 65535))::integer) STORED NOT NULL',
+        'ALTER TABLE image_hashes ADD COLUMN c1 integer GENERATED ALWAYS AS ((((hash >> 32) & 65535))::integer) STORED NOT NULL',
+        'ALTER TABLE image_hashes ADD COLUMN c2 integer GENERATED ALWAYS AS ((((hash >> 16) & 65535))::integer) STORED NOT NULL',
+        'ALTER TABLE image_hashes ADD COLUMN c3 integer GENERATED ALWAYS AS (((hash & 65535))::integer) STORED NOT NULL',
+        'CREATE INDEX image_hashes_c0_idx ON image_hashes (c0, company_id) INCLUDE (hash, meta_id)',
+        'CREATE INDEX image_hashes_c1_idx ON image_hashes (c1, company_id) INCLUDE (hash, meta_id)',
+        'CREATE INDEX image_hashes_c2_idx ON image_hashes (c2, company_id) INCLUDE (hash, meta_id)',
+        'CREATE INDEX image_hashes_c3_idx ON image_hashes (c3, company_id) INCLUDE (hash, meta_id)',
+        'DROP FUNCTION ahash_search(bigint, bigint, integer, integer)',
         AHASH_CHUNK_RADII,
         AHASH_PROBES,
         AHASH_PROBE_COUNT,
@@ -353,16 +381,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION ahash_nearest(bigint, bigint, integer)")
-    op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
-    op.execute("DROP FUNCTION ahash_search_scan(bigint, bigint, integer, integer)")
-    op.execute("DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer)")
-    op.execute("DROP FUNCTION ahash_search_plan(bigint, integer)")
-    op.execute("DROP FUNCTION ahash_company_rows_estimate(bigint)")
-    op.execute("DROP FUNCTION ahash_probe_count(integer)")
-    op.execute("DROP FUNCTION ahash_probes(integer, integer)")
-    op.execute("DROP FUNCTION ahash_chunk_radii(integer)")
-    op.execute(AHASH_SEARCH_SCAN_0002)
-    for i in range(CHUNKS):
-        op.execute(f"ALTER TABLE image_hashes DROP COLUMN c{i}")
-    op.execute("DROP TABLE ahash_chunk_masks")
+    for statement in (
+        'DROP FUNCTION ahash_nearest(bigint, bigint, integer)',
+        'DROP FUNCTION ahash_search(bigint, bigint, integer, integer)',
+        'DROP FUNCTION ahash_search_scan(bigint, bigint, integer, integer)',
+        'DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer)',
+        'DROP FUNCTION ahash_search_plan(bigint, integer)',
+        'DROP FUNCTION ahash_company_rows_estimate(bigint)',
+        'DROP FUNCTION ahash_probe_count(integer)',
+        'DROP FUNCTION ahash_probes(integer, integer)',
+        'DROP FUNCTION ahash_chunk_radii(integer)',
+        AHASH_SEARCH_BEFORE,
+        'ALTER TABLE image_hashes DROP COLUMN c0',
+        'ALTER TABLE image_hashes DROP COLUMN c1',
+        'ALTER TABLE image_hashes DROP COLUMN c2',
+        'ALTER TABLE image_hashes DROP COLUMN c3',
+        'DROP TABLE ahash_chunk_masks',
+    ):
+        op.execute(statement)

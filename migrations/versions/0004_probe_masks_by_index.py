@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
+
 
 AHASH_PROBES = """
 CREATE OR REPLACE FUNCTION ahash_probes(chunk integer, radius integer) RETURNS integer[]
@@ -27,7 +28,8 @@ CREATE OR REPLACE FUNCTION ahash_probes(chunk integer, radius integer) RETURNS i
                 WHERE m.weight BETWEEN 0 AND radius)
 """
 
-AHASH_PROBES_0003 = """
+
+AHASH_PROBES_BEFORE = """
 CREATE OR REPLACE FUNCTION ahash_probes(chunk integer, radius integer) RETURNS integer[]
   LANGUAGE sql STABLE STRICT PARALLEL SAFE
   RETURN ARRAY(SELECT chunk # m.mask FROM ahash_chunk_masks m WHERE m.weight <= radius)
@@ -35,9 +37,15 @@ CREATE OR REPLACE FUNCTION ahash_probes(chunk integer, radius integer) RETURNS i
 
 
 def upgrade() -> None:
-    op.execute(AHASH_PROBES)
-    op.execute("ANALYZE ahash_chunk_masks")
+    for statement in (
+        AHASH_PROBES,
+        'ANALYZE ahash_chunk_masks',
+    ):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    op.execute(AHASH_PROBES_0003)
+    for statement in (
+        AHASH_PROBES_BEFORE,
+    ):
+        op.execute(statement)

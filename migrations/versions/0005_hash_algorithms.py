@@ -25,15 +25,13 @@ from alembic import op
 
 from ahashdb.migrating import earlier_migration
 
-revision = "0005"
-down_revision = "0004"
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
-CHUNKS = 4
-ALGORITHMS = ("ahash", "phash", "dhash", "whash")
 
-HASHERS = """
+AHASH_HASHERS_TABLE = """
 CREATE TABLE ahash_hashers (
   id smallint GENERATED ALWAYS AS IDENTITY,
   algorithm ahash_algorithm NOT NULL,
@@ -46,58 +44,12 @@ CREATE TABLE ahash_hashers (
 )
 """
 
-DISTANCE = "bit_count((x.hash # query)::bit(64))"
-ALG = "ahash_search_index.algorithm"
 
-
-def _search_index_query(scoped: bool) -> str:
-    """ahash_search_index's query: company-scoped, or across all companies."""
-    scope = f"x.algorithm = {ALG} AND " + ("x.company_id = company AND " if scoped else "")
-    keep = "x.company_id AS cid, x.meta_id AS mid, x.hash AS xh"
-    parts = []
-    for i in range(CHUNKS):
-        parts.append(
-            f"SELECT {keep} FROM unnest(pj{i}) AS v(c)\n"
-            f"          JOIN image_hashes x ON x.c{i} = v.c\n"
-            f"         WHERE {scope}{DISTANCE} <= max_distance"
-        )
-        parts.append(
-            f"SELECT {keep} FROM image_hashes x\n"
-            f"         WHERE x.c{i} = ANY(ps{i}) AND {scope}{DISTANCE} <= max_distance"
-        )
-    return search_index_query(parts, scoped)
-
-
-def search_index_query(parts: list[str], scoped: bool) -> str:
-    """RETURN QUERY of the rows the candidate SELECTs ``parts`` find (each yields cid, mid,
-    xh): deduplicated, cut at ``max_rows``, with their heap rows, ordered."""
-    union = "\n        UNION\n        ".join(parts)
-    company = "company" if scoped else "cand.cid"
-    return f"""    RETURN QUERY
-      WITH cand AS (
-        {union}),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = {company} AND h.meta_id = cand.mid AND h.algorithm = {ALG}
-         AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;"""
-
-
-RESULT = """
-  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
-                 distance integer, source text)"""
-
-AHASH_SEARCH_INDEX = f"""
+AHASH_SEARCH_INDEX = """
 CREATE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
-                                   max_rows integer, algorithm ahash_algorithm){RESULT}
+                                   max_rows integer, algorithm ahash_algorithm)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
   SET plan_cache_mode = force_generic_plan
   SET enable_hashjoin = off
@@ -111,7 +63,7 @@ DECLARE
   p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
   p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
   p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
-  none integer[] := '{{}}';
+  none integer[] := '{}';
   -- Up to 137 probes (radius <= 2) are joined, one descent each; more are matched with
   -- = ANY, which shares descents between neighbouring values.
   pj0 integer[] := CASE WHEN radii[1] <= 2 THEN p0 ELSE none END;
@@ -124,17 +76,102 @@ DECLARE
   ps3 integer[] := CASE WHEN radii[4] <= 2 THEN none ELSE p3 END;
 BEGIN
   IF company IS NULL THEN
-{_search_index_query(scoped=False)}
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
+          JOIN image_hashes x ON x.c0 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj1) AS v(c)
+          JOIN image_hashes x ON x.c1 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj2) AS v(c)
+          JOIN image_hashes x ON x.c2 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj3) AS v(c)
+          JOIN image_hashes x ON x.c3 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
   ELSE
-{_search_index_query(scoped=True)}
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
+          JOIN image_hashes x ON x.c0 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj1) AS v(c)
+          JOIN image_hashes x ON x.c1 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj2) AS v(c)
+          JOIN image_hashes x ON x.c2 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj3) AS v(c)
+          JOIN image_hashes x ON x.c3 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
   END IF;
 END
 $fn$
 """
 
-AHASH_SEARCH_SCAN = f"""
+
+AHASH_SEARCH_SCAN = """
 CREATE FUNCTION ahash_search_scan(company bigint, query bigint, max_distance integer,
-                                  max_rows integer, algorithm ahash_algorithm){RESULT}
+                                  max_rows integer, algorithm ahash_algorithm)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $fn$
 #variable_conflict use_column
@@ -162,10 +199,13 @@ END
 $fn$
 """
 
-AHASH_SEARCH = f"""
+
+AHASH_SEARCH = """
 CREATE FUNCTION ahash_search(company bigint, query bigint, max_distance integer,
                              max_rows integer DEFAULT NULL,
-                             algorithm ahash_algorithm DEFAULT 'ahash'){RESULT}
+                             algorithm ahash_algorithm DEFAULT 'ahash')
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $fn$
 BEGIN
@@ -191,11 +231,12 @@ END
 $fn$
 """
 
-# Rows found within radius r are exactly the first rows of the answer (ordered by distance,
-# then id), so each wider radius only adds the rows beyond the previous one.
-AHASH_NEAREST = f"""
+
+AHASH_NEAREST = """
 CREATE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
-                              algorithm ahash_algorithm DEFAULT 'ahash'){RESULT}
+                              algorithm ahash_algorithm DEFAULT 'ahash')
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
   LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $fn$
 #variable_conflict use_column
@@ -234,39 +275,11 @@ END
 $fn$
 """
 
-def _chunk_indexes(with_algorithm: bool) -> None:
-    key = "algorithm, company_id" if with_algorithm else "company_id"
-    for i in range(CHUNKS):
-        op.execute(f"DROP INDEX IF EXISTS image_hashes_c{i}_idx")
-        op.execute(f"CREATE INDEX image_hashes_c{i}_idx ON image_hashes (c{i}, {key})"
-                   " INCLUDE (hash, meta_id)")
+
+COMMENT_IMAGE_HASHES = """COMMENT ON TABLE image_hashes IS '64-bit perceptual hashes (imagehash average_hash, phash, dhash, whash) as signed BIGINT, per company and object'"""
 
 
-def upgrade() -> None:
-    labels = ", ".join(f"'{a}'" for a in ALGORITHMS)
-    op.execute(f"CREATE TYPE ahash_algorithm AS ENUM ({labels})")
-    op.execute(HASHERS)
-    op.execute("ALTER TABLE image_hashes"
-               " ADD COLUMN algorithm ahash_algorithm NOT NULL DEFAULT 'ahash',"
-               " ADD COLUMN hasher smallint")
-    op.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
-    op.execute("ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey"
-               " PRIMARY KEY (company_id, meta_id, algorithm, hash)")
-    _chunk_indexes(with_algorithm=True)
-    op.execute("DROP FUNCTION ahash_nearest(bigint, bigint, integer)")
-    op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer)")
-    op.execute("DROP FUNCTION ahash_search_scan(bigint, bigint, integer, integer)")
-    op.execute("DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer)")
-    for statement in (AHASH_SEARCH_INDEX, AHASH_SEARCH_SCAN, AHASH_SEARCH, AHASH_NEAREST):
-        op.execute(statement)
-    op.execute("COMMENT ON TABLE image_hashes IS '64-bit perceptual hashes (imagehash"
-               " average_hash, phash, dhash, whash) as signed BIGINT, per company and object'")
-
-
-def downgrade() -> None:
-    # Revision 0004 has room for one hash per (company, object, value): refuse rather than
-    # drop other algorithms' rows.
-    op.execute("""
+REFUSE_OTHER_ALGORITHMS = """
 DO $$
 DECLARE n bigint;
 BEGIN
@@ -277,21 +290,62 @@ BEGIN
       '(DELETE FROM image_hashes WHERE algorithm <> ''ahash'')' USING ERRCODE = '55000';
   END IF;
 END
-$$""")
-    op.execute("DROP FUNCTION ahash_nearest(bigint, bigint, integer, ahash_algorithm)")
-    op.execute("DROP FUNCTION ahash_search(bigint, bigint, integer, integer, ahash_algorithm)")
-    for name in ("ahash_search_scan", "ahash_search_index"):
-        op.execute(f"DROP FUNCTION {name}(bigint, bigint, integer, integer, ahash_algorithm)")
-    old = earlier_migration(__file__, "0003_multi_index_hashing.py")
-    for statement in (old.AHASH_SEARCH_INDEX, old.AHASH_SEARCH_SCAN, old.AHASH_SEARCH,
-                      old.AHASH_NEAREST):
+$$"""
+
+
+def upgrade() -> None:
+    for statement in (
+        "CREATE TYPE ahash_algorithm AS ENUM ('ahash', 'phash', 'dhash', 'whash')",
+        AHASH_HASHERS_TABLE,
+        "ALTER TABLE image_hashes ADD COLUMN algorithm ahash_algorithm NOT NULL DEFAULT 'ahash', ADD COLUMN hasher smallint",
+        'ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey',
+        'ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey PRIMARY KEY (company_id, meta_id, algorithm, hash)',
+        'DROP INDEX IF EXISTS image_hashes_c0_idx',
+        'CREATE INDEX image_hashes_c0_idx ON image_hashes (c0, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'DROP INDEX IF EXISTS image_hashes_c1_idx',
+        'CREATE INDEX image_hashes_c1_idx ON image_hashes (c1, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'DROP INDEX IF EXISTS image_hashes_c2_idx',
+        'CREATE INDEX image_hashes_c2_idx ON image_hashes (c2, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'DROP INDEX IF EXISTS image_hashes_c3_idx',
+        'CREATE INDEX image_hashes_c3_idx ON image_hashes (c3, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'DROP FUNCTION ahash_nearest(bigint, bigint, integer)',
+        'DROP FUNCTION ahash_search(bigint, bigint, integer, integer)',
+        'DROP FUNCTION ahash_search_scan(bigint, bigint, integer, integer)',
+        'DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer)',
+        AHASH_SEARCH_INDEX,
+        AHASH_SEARCH_SCAN,
+        AHASH_SEARCH,
+        AHASH_NEAREST,
+        COMMENT_IMAGE_HASHES,
+    ):
         op.execute(statement)
-    op.execute("ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey")
-    op.execute("ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey"
-               " PRIMARY KEY (company_id, meta_id, hash)")
-    _chunk_indexes(with_algorithm=False)
-    op.execute("ALTER TABLE image_hashes DROP COLUMN hasher, DROP COLUMN algorithm")
-    op.execute("DROP TABLE ahash_hashers")
-    op.execute("DROP TYPE ahash_algorithm")
-    op.execute("COMMENT ON TABLE image_hashes IS "
-               "'64-bit aHashes (imagehash.average_hash) as signed BIGINT, per company and object'")
+
+
+def downgrade() -> None:
+    r0003 = earlier_migration(__file__, "0003_multi_index_hashing.py")
+    for statement in (
+        REFUSE_OTHER_ALGORITHMS,
+        'DROP FUNCTION ahash_nearest(bigint, bigint, integer, ahash_algorithm)',
+        'DROP FUNCTION ahash_search(bigint, bigint, integer, integer, ahash_algorithm)',
+        'DROP FUNCTION ahash_search_scan(bigint, bigint, integer, integer, ahash_algorithm)',
+        'DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer, ahash_algorithm)',
+        r0003.AHASH_SEARCH_INDEX,
+        r0003.AHASH_SEARCH_SCAN,
+        r0003.AHASH_SEARCH,
+        r0003.AHASH_NEAREST,
+        'ALTER TABLE image_hashes DROP CONSTRAINT image_hashes_pkey',
+        'ALTER TABLE image_hashes ADD CONSTRAINT image_hashes_pkey PRIMARY KEY (company_id, meta_id, hash)',
+        'DROP INDEX IF EXISTS image_hashes_c0_idx',
+        'CREATE INDEX image_hashes_c0_idx ON image_hashes (c0, company_id) INCLUDE (hash, meta_id)',
+        'DROP INDEX IF EXISTS image_hashes_c1_idx',
+        'CREATE INDEX image_hashes_c1_idx ON image_hashes (c1, company_id) INCLUDE (hash, meta_id)',
+        'DROP INDEX IF EXISTS image_hashes_c2_idx',
+        'CREATE INDEX image_hashes_c2_idx ON image_hashes (c2, company_id) INCLUDE (hash, meta_id)',
+        'DROP INDEX IF EXISTS image_hashes_c3_idx',
+        'CREATE INDEX image_hashes_c3_idx ON image_hashes (c3, company_id) INCLUDE (hash, meta_id)',
+        'ALTER TABLE image_hashes DROP COLUMN hasher, DROP COLUMN algorithm',
+        'DROP TABLE ahash_hashers',
+        'DROP TYPE ahash_algorithm',
+        "COMMENT ON TABLE image_hashes IS '64-bit aHashes (imagehash.average_hash) as signed BIGINT, per company and object'",
+    ):
+        op.execute(statement)

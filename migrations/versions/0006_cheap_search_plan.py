@@ -17,38 +17,27 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-from math import comb
-
 from alembic import op
 
-from ahashdb.migrating import earlier_migration
-
-revision = "0006"
-down_revision = "0005"
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
-# How many 16-bit values lie within r bits of a given one, for r = 0..16.
-_WITHIN = [sum(comb(16, w) for w in range(r + 1)) for r in range(17)]
 
-
-def _radius(i: int) -> str:
-    return (f"(max_distance + 1) / 4 + CASE WHEN {i} < (max_distance + 1) % 4 THEN 1 ELSE 0 END"
-            " - 1")
-
-
-AHASH_CHUNK_RADII = f"""
+AHASH_CHUNK_RADII = """
 CREATE OR REPLACE FUNCTION ahash_chunk_radii(max_distance integer) RETURNS integer[]
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-  RETURN ARRAY[{', '.join(_radius(i) for i in range(4))}]
+  RETURN ARRAY[(max_distance + 1) / 4 + CASE WHEN 0 < (max_distance + 1) % 4 THEN 1 ELSE 0 END - 1, (max_distance + 1) / 4 + CASE WHEN 1 < (max_distance + 1) % 4 THEN 1 ELSE 0 END - 1, (max_distance + 1) / 4 + CASE WHEN 2 < (max_distance + 1) % 4 THEN 1 ELSE 0 END - 1, (max_distance + 1) / 4 + CASE WHEN 3 < (max_distance + 1) % 4 THEN 1 ELSE 0 END - 1]
 """
 
-AHASH_PROBE_COUNT = f"""
+
+AHASH_PROBE_COUNT = """
 CREATE OR REPLACE FUNCTION ahash_probe_count(max_distance integer) RETURNS bigint
   LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 AS $fn$
 DECLARE
-  within CONSTANT bigint[] := '{{{",".join(map(str, _WITHIN))}}}';
+  within CONSTANT bigint[] := '{1,17,137,697,2517,6885,14893,26333,39203,50643,58651,63019,64839,65399,65519,65535,65536}';
   total bigint := 0;
   r integer;
 BEGIN
@@ -62,8 +51,7 @@ END
 $fn$
 """
 
-# How many rows a company has, as the planner would guess it (pg_stats), or NULL without
-# statistics.
+
 AHASH_COMPANY_ROWS_ESTIMATE = """
 CREATE OR REPLACE FUNCTION ahash_company_rows_estimate(company bigint)
   RETURNS double precision
@@ -106,40 +94,8 @@ END
 $fn$
 """
 
-ALG = "ahash_nearest.algorithm"
-DISTANCE = "bit_count((x.hash # query)::bit(64))"
 
-
-# The chunk values at exactly the step's new radius from the query's.
-PROBES = ("ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m\n"
-          "                     WHERE m.weight BETWEEN radius[i] AND radius[i])")
-
-
-def _probe_step(any_array: bool = False) -> str:
-    """Collect the rows whose chunk i equals one of ``probes``, within ``bound``: one index
-    descent per probe (a join), or one index scan over them all (``= ANY``)."""
-    branches = [] if any_array else [f"probes := {PROBES};"]
-    for i in range(4):
-        for scoped in (False, True):
-            scope = " AND x.company_id = company" if scoped else ""
-            source = (f"image_hashes x\n       WHERE x.c{i} = ANY({PROBES}) AND" if any_array else
-                      f"unnest(probes) AS v(c) JOIN image_hashes x ON x.c{i} = v.c\n       WHERE")
-            branches.append(
-                f"{'IF' if i == 0 and not scoped else 'ELSIF'} i = {i + 1} AND company IS"
-                f"{' NOT' if scoped else ''} NULL THEN\n"
-                f"      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)\n"
-                f"        INTO n_cid, n_mid, n_xh\n"
-                f"        FROM {source} x.algorithm = {ALG}{scope} AND {DISTANCE} <= bound;")
-    return "\n    ".join(branches) + "\n    END IF;"
-
-
-# The query's four chunks as an integer[] (the chunk columns' layout at this revision).
-QUERY_CHUNKS = ("ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)::integer,\n"
-                "                 ((query >> 16) & 65535)::integer, (query & 65535)::integer]")
-
-
-# ahash_nearest's signature and settings, up to its DECLARE section.
-NEAREST_SIGNATURE = """
+AHASH_NEAREST = """
 CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
                                          algorithm ahash_algorithm DEFAULT 'ahash')
   RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
@@ -151,10 +107,26 @@ CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer
   SET enable_bitmapscan = off
 AS $fn$
 #variable_conflict use_column
-"""
-
-# Its first statements: what it does with NULL, negative and zero arguments.
-NEAREST_CHECKS = f"""  IF query IS NULL OR k IS NULL OR {ALG} IS NULL THEN
+DECLARE
+  within CONSTANT bigint[] := '{1,17,137,697,2517,6885,14893,26333,39203,50643,58651,63019,64839,65399,65519,65535,65536}';
+  chunk integer[];
+  radius integer[] := ARRAY[-1, -1, -1, -1];
+  covered integer := -1;
+  est double precision;
+  probed bigint := 0;
+  i integer := 0;
+  probes integer[];
+  bound integer := 64;
+  found bigint;
+  kth integer;
+  c_cid bigint[] := '{}';
+  c_mid bigint[] := '{}';
+  c_xh bigint[] := '{}';
+  n_cid bigint[];
+  n_mid bigint[];
+  n_xh bigint[];
+BEGIN
+  IF query IS NULL OR k IS NULL OR ahash_nearest.algorithm IS NULL THEN
     RETURN;
   END IF;
   IF k < 0 THEN
@@ -163,81 +135,64 @@ NEAREST_CHECKS = f"""  IF query IS NULL OR k IS NULL OR {ALG} IS NULL THEN
   IF k = 0 THEN
     RETURN;
   END IF;
-"""
-
-# Its candidates so far (company, meta_id, hash) and those one step found.
-NEAREST_CANDIDATES = """  c_cid bigint[] := '{}';
-  c_mid bigint[] := '{}';
-  c_xh bigint[] := '{}';
-  n_cid bigint[];
-  n_mid bigint[];
-  n_xh bigint[];
-"""
-
-# A step's start: the next chunk's radius grows by one, and with it the distance covered.
-NEAREST_WIDEN = """    i := i % 4 + 1;
+  chunk := ARRAY[((query >> 48) & 65535)::integer, ((query >> 32) & 65535)::integer,
+                 ((query >> 16) & 65535)::integer, (query & 65535)::integer];
+  est := ahash_company_rows_estimate(company);
+  LOOP
+    i := i % 4 + 1;
     radius[i] := radius[i] + 1;
     covered := covered + 1;
     -- (the probes of one radius in one chunk: those within it minus those within one less)
     probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
-"""
-
-# Where probing would cost more than a scan, or past distance 23, the scan answers.
-NEAREST_SCAN = ("    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL"
-                " AND est < probed * 8) THEN\n" f"""      RETURN QUERY
+    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
+      RETURN QUERY
         SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
-          FROM ahash_search_scan(company, query, 64, k, {ALG}) AS s;
+          FROM ahash_search_scan(company, query, 64, k, ahash_nearest.algorithm) AS s;
       RETURN;
     END IF;
-""")
-
-
-def nearest_result(distinct: bool) -> str:
-    """The final RETURN QUERY: the candidates (c_cid, c_mid, c_xh) within ``bound``, their
-    heap rows, the k closest (ties by id); ``distinct`` when a candidate may repeat."""
-    select = "SELECT DISTINCT" if distinct else "SELECT"
-    return f"""  RETURN QUERY
-    WITH cand AS (
-      {select} u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
-       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
-    SELECT h.id, h.company_id, h.meta_id, h.hash,
-           bit_count((h.hash # query)::bit(64))::integer, h.source
-      FROM cand JOIN image_hashes h
-        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = {ALG}
-       AND h.hash = cand.xh
-     ORDER BY 5, 1
-     LIMIT k;
-"""
-
-
-# Exact top-k by incremental multi-index hashing. Each step widens one chunk's radius by
-# one (round robin) and probes only the chunk values at exactly that new radius, so no
-# value is probed twice. After a step with radii r, every row within
-# covered = sum(r_i + 1) - 1 bits is a candidate (pigeonhole), so once k distinct
-# candidates lie within `covered` the answer is known. Rows farther than the k-th
-# candidate distance found so far (`bound`) can never enter the answer and are not kept.
-# Where the probes would cost more than reading the company (the plan rule of
-# ahash_search_plan), or past distance 23, it scans instead.
-def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> str:
-    """ahash_nearest's definition, with the query's chunks computed as given and the
-    probes matched as :func:`_probe_step` says."""
-    probes_variable = "" if any_array else "  probes integer[];\n"
-    return f"""{NEAREST_SIGNATURE}DECLARE
-  within CONSTANT bigint[] := '{{{",".join(map(str, _WITHIN))}}}';
-  chunk integer[];
-  radius integer[] := ARRAY[-1, -1, -1, -1];
-  covered integer := -1;
-  est double precision;
-  probed bigint := 0;
-  i integer := 0;
-{probes_variable}  bound integer := 64;
-  found bigint;
-  kth integer;
-{NEAREST_CANDIDATES}BEGIN
-{NEAREST_CHECKS}  chunk := {query_chunks};
-  est := ahash_company_rows_estimate(company);
-  LOOP
-{NEAREST_WIDEN}{NEAREST_SCAN}    {_probe_step(any_array)}
+    probes := ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]);
+    IF i = 1 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c0 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 1 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c0 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 2 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c1 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 2 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c1 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 3 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c2 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 3 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c2 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 4 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c3 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 4 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM unnest(probes) AS v(c) JOIN image_hashes x ON x.c3 = v.c
+       WHERE x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    END IF;
     IF n_cid IS NOT NULL THEN
       c_cid := c_cid || n_cid;
       c_mid := c_mid || n_mid;
@@ -253,23 +208,123 @@ def nearest_sql(query_chunks: str = QUERY_CHUNKS, any_array: bool = False) -> st
       EXIT WHEN found >= k;
     END IF;
   END LOOP;
-{nearest_result(distinct=True)}END
+  RETURN QUERY
+    WITH cand AS (
+      SELECT DISTINCT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+    SELECT h.id, h.company_id, h.meta_id, h.hash,
+           bit_count((h.hash # query)::bit(64))::integer, h.source
+      FROM cand JOIN image_hashes h
+        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+       AND h.hash = cand.xh
+     ORDER BY 5, 1
+     LIMIT k;
+END
 $fn$
 """
 
 
-AHASH_NEAREST = nearest_sql()
+AHASH_CHUNK_RADII_BEFORE = """
+CREATE OR REPLACE FUNCTION ahash_chunk_radii(max_distance integer) RETURNS integer[]
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN ARRAY(
+    SELECT (max_distance + 1) / 4 + CASE WHEN i < (max_distance + 1) % 4 THEN 1 ELSE 0 END - 1
+      FROM generate_series(0, 3) AS i ORDER BY i)
+"""
+
+
+AHASH_PROBE_COUNT_BEFORE = """
+CREATE OR REPLACE FUNCTION ahash_probe_count(max_distance integer) RETURNS bigint
+  LANGUAGE sql STABLE STRICT PARALLEL SAFE
+  RETURN (SELECT count(*) FROM unnest(ahash_chunk_radii(max_distance)) AS r
+            JOIN ahash_chunk_masks m ON m.weight <= r)
+"""
+
+
+AHASH_COMPANY_ROWS_ESTIMATE_BEFORE = """
+CREATE OR REPLACE FUNCTION ahash_company_rows_estimate(company bigint) RETURNS double precision
+  LANGUAGE sql STABLE PARALLEL SAFE
+  RETURN (
+    SELECT CASE
+      WHEN c.reltuples < 0 THEN NULL
+      WHEN company IS NULL THEN c.reltuples::double precision
+      WHEN s.attname IS NULL THEN NULL
+      WHEN company = ANY(s.most_common_vals::text::bigint[]) THEN
+        c.reltuples * s.most_common_freqs[
+          array_position(s.most_common_vals::text::bigint[], company)]
+      ELSE
+        c.reltuples * (1 - coalesce((SELECT sum(f) FROM unnest(s.most_common_freqs) AS f), 0))
+        / greatest(
+            CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * c.reltuples ELSE s.n_distinct END
+            - coalesce(cardinality(s.most_common_freqs), 0), 1)
+    END
+    FROM pg_class c
+    LEFT JOIN pg_stats s
+      ON s.schemaname = c.relnamespace::regnamespace::text
+     AND s.tablename = c.relname AND s.attname = 'company_id'
+    WHERE c.oid = 'image_hashes'::regclass)
+"""
+
+
+AHASH_NEAREST_BEFORE = """
+CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
+                              algorithm ahash_algorithm DEFAULT 'ahash')
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  r integer;
+  prev integer := -1;
+  need integer;
+  got integer;
+BEGIN
+  IF query IS NULL OR k IS NULL OR ahash_nearest.algorithm IS NULL THEN
+    RETURN;
+  END IF;
+  IF k < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
+  END IF;
+  need := k;
+  IF need = 0 THEN
+    RETURN;
+  END IF;
+  FOREACH r IN ARRAY ARRAY[0, 2, 4, 6, 8, 10, 12, 16, 20, 64] LOOP
+    IF r < 64 AND ahash_search_plan(company, r) = 'scan' THEN
+      r := 64;
+    END IF;
+    RETURN QUERY
+      SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+        FROM ahash_search(company, query, r, k, ahash_nearest.algorithm) AS s
+       WHERE s.distance > prev
+       ORDER BY s.distance, s.id
+       LIMIT need;
+    GET DIAGNOSTICS got = ROW_COUNT;
+    need := need - got;
+    EXIT WHEN need <= 0 OR r >= 64;
+    prev := r;
+  END LOOP;
+END
+$fn$
+"""
 
 
 def upgrade() -> None:
-    for statement in (AHASH_CHUNK_RADII, AHASH_PROBE_COUNT, AHASH_COMPANY_ROWS_ESTIMATE,
-                      AHASH_NEAREST):
+    for statement in (
+        AHASH_CHUNK_RADII,
+        AHASH_PROBE_COUNT,
+        AHASH_COMPANY_ROWS_ESTIMATE,
+        AHASH_NEAREST,
+    ):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    old = earlier_migration(__file__, "0003_multi_index_hashing.py")
-    for statement in (old.AHASH_CHUNK_RADII, old.AHASH_PROBE_COUNT,
-                      old.AHASH_COMPANY_ROWS_ESTIMATE,
-                      earlier_migration(__file__, "0005_hash_algorithms.py").AHASH_NEAREST):
-        op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    for statement in (
+        AHASH_CHUNK_RADII_BEFORE,
+        AHASH_PROBE_COUNT_BEFORE,
+        AHASH_COMPANY_ROWS_ESTIMATE_BEFORE,
+        AHASH_NEAREST_BEFORE,
+    ):
+        op.execute(statement)

@@ -26,77 +26,27 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-from typing import Any
-
 from alembic import op
 
 from ahashdb.migrating import earlier_migration
 
-revision = "0007"
-down_revision = "0006"
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
-CHUNKS = 4
 
-# Chunk i = OR of (hash >> shift) & mask over its terms; a negative shift shifts left.
-# (Frozen here; ahashdb.schema.CHUNK_TERMS mirrors it and a test checks the two agree.)
-CHUNK_TERMS = (
-    ((-9, 34816), (6, 17544), (25, 8772), (40, 4386), (59, 17)),
-    ((-2, 17544), (17, 8772), (32, 4386), (40, 34816), (58, 17)),
-    ((-11, 34816), (8, 17544), (23, 8772), (42, 4386), (57, 17)),
-    ((0, 17544), (15, 8772), (24, 34816), (41, 4386), (56, 17)),
-)
+SPREAD_CHUNK_COLUMNS = """ALTER TABLE image_hashes DROP COLUMN c0, DROP COLUMN c1, DROP COLUMN c2, DROP COLUMN c3, ADD COLUMN c0 integer GENERATED ALWAYS AS ((((hash << 9) & 34816) | ((hash >> 6) & 17544) | ((hash >> 25) & 8772) | ((hash >> 40) & 4386) | ((hash >> 59) & 17))::integer) STORED NOT NULL, ADD COLUMN c1 integer GENERATED ALWAYS AS ((((hash << 2) & 17544) | ((hash >> 17) & 8772) | ((hash >> 32) & 4386) | ((hash >> 40) & 34816) | ((hash >> 58) & 17))::integer) STORED NOT NULL, ADD COLUMN c2 integer GENERATED ALWAYS AS ((((hash << 11) & 34816) | ((hash >> 8) & 17544) | ((hash >> 23) & 8772) | ((hash >> 42) & 4386) | ((hash >> 57) & 17))::integer) STORED NOT NULL, ADD COLUMN c3 integer GENERATED ALWAYS AS (((hash & 17544) | ((hash >> 15) & 8772) | ((hash >> 24) & 34816) | ((hash >> 41) & 4386) | ((hash >> 56) & 17))::integer) STORED NOT NULL"""
 
 
-def chunk_sql(i: int, value: str = "hash") -> str:
-    """SQL for chunk i of the BIGINT expression ``value``."""
-    terms = []
-    for shift, mask in CHUNK_TERMS[i]:
-        moved = value if shift == 0 else (
-            f"({value} >> {shift})" if shift > 0 else f"({value} << {-shift})")
-        terms.append(f"({moved} & {mask})")
-    return f"({' | '.join(terms)})::integer"
-
-
-AHASH_CHUNKS = f"""
+AHASH_CHUNKS = """
 CREATE FUNCTION ahash_chunks(value bigint) RETURNS integer[]
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-  RETURN ARRAY[{', '.join(chunk_sql(i, 'value') for i in range(CHUNKS))}]
+  RETURN ARRAY[(((value << 9) & 34816) | ((value >> 6) & 17544) | ((value >> 25) & 8772) | ((value >> 40) & 4386) | ((value >> 59) & 17))::integer, (((value << 2) & 17544) | ((value >> 17) & 8772) | ((value >> 32) & 4386) | ((value >> 40) & 34816) | ((value >> 58) & 17))::integer, (((value << 11) & 34816) | ((value >> 8) & 17544) | ((value >> 23) & 8772) | ((value >> 42) & 4386) | ((value >> 57) & 17))::integer, ((value & 17544) | ((value >> 15) & 8772) | ((value >> 24) & 34816) | ((value >> 41) & 4386) | ((value >> 56) & 17))::integer]
 """
 
 
-# Revision 0005 builds ahash_search_index around the candidate SELECTs it is given.
-_REVISION_0005 = earlier_migration(__file__, "0005_hash_algorithms.py")
-ALG = "ahash_search_index.algorithm"
-DISTANCE = "bit_count((x.hash # query)::bit(64))"
-
-
-def _search_index_query(scoped: bool, weights: str, algorithm: str) -> str:
-    """ahash_search_index's query: company-scoped, or across all companies; ``weights`` is
-    the condition on the masks' weight, with ``{i}`` for the chunk's number (1-4), and
-    ``algorithm`` the condition that keeps the rows of the asked algorithm."""
-    scope = f"{algorithm} AND " + ("x.company_id = company AND " if scoped else "")
-    parts = [
-        f"SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x\n"
-        f"         WHERE x.c{i} = ANY(ARRAY(SELECT chunks[{i + 1}] # m.mask"
-        f" FROM ahash_chunk_masks m\n"
-        f"                                   WHERE m.weight {weights.format(i=i + 1)}))\n"
-        f"           AND {scope}{DISTANCE} <= max_distance"
-        for i in range(CHUNKS)
-    ]
-    return _REVISION_0005.search_index_query(parts, scoped)
-
-
-# Each chunk's probes are one index scan (= ANY): the B-tree sorts them and reads values
-# that share a leaf page in one visit, which spread chunks often do (measured, 1M rows:
-# T=4 0.51 -> 0.34 ms, T=10 4.7 -> 4.1 ms of execution against a join with one descent per
-# probe). The probe values are made inside the query, not by separate statements.
-def search_index_sql(weights: str = "<= radii[{i}]",
-                     algorithm: str = f"x.algorithm = {ALG}") -> str:
-    """ahash_search_index's definition, its probes the masks whose weight meets ``weights``
-    and its rows those meeting ``algorithm`` (see :func:`_search_index_query`)."""
-    return f"""
+AHASH_SEARCH_INDEX = """
 CREATE OR REPLACE FUNCTION ahash_search_index(company bigint, query bigint,
                                               max_distance integer, max_rows integer,
                                               algorithm ahash_algorithm)
@@ -114,47 +64,365 @@ DECLARE
   chunks integer[] := ahash_chunks(query);
 BEGIN
   IF company IS NULL THEN
-{_search_index_query(False, weights, algorithm)}
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[1]))
+           AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[2]))
+           AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[3]))
+           AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[4]))
+           AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
   ELSE
-{_search_index_query(True, weights, algorithm)}
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[1]))
+           AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[2]))
+           AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[3]))
+           AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight <= radii[4]))
+           AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
   END IF;
 END
 $fn$
 """
 
 
-AHASH_SEARCH_INDEX = search_index_sql()
+AHASH_NEAREST = """
+CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
+                                         algorithm ahash_algorithm DEFAULT 'ahash')
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET plan_cache_mode = force_generic_plan
+  SET enable_hashjoin = off
+  SET enable_mergejoin = off
+  SET enable_bitmapscan = off
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  within CONSTANT bigint[] := '{1,17,137,697,2517,6885,14893,26333,39203,50643,58651,63019,64839,65399,65519,65535,65536}';
+  chunk integer[];
+  radius integer[] := ARRAY[-1, -1, -1, -1];
+  covered integer := -1;
+  est double precision;
+  probed bigint := 0;
+  i integer := 0;
+  bound integer := 64;
+  found bigint;
+  kth integer;
+  c_cid bigint[] := '{}';
+  c_mid bigint[] := '{}';
+  c_xh bigint[] := '{}';
+  n_cid bigint[];
+  n_mid bigint[];
+  n_xh bigint[];
+BEGIN
+  IF query IS NULL OR k IS NULL OR ahash_nearest.algorithm IS NULL THEN
+    RETURN;
+  END IF;
+  IF k < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
+  END IF;
+  IF k = 0 THEN
+    RETURN;
+  END IF;
+  chunk := ahash_chunks(query);
+  est := ahash_company_rows_estimate(company);
+  LOOP
+    i := i % 4 + 1;
+    radius[i] := radius[i] + 1;
+    covered := covered + 1;
+    -- (the probes of one radius in one chunk: those within it minus those within one less)
+    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
+    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
+      RETURN QUERY
+        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+          FROM ahash_search_scan(company, query, 64, k, ahash_nearest.algorithm) AS s;
+      RETURN;
+    END IF;
+    IF i = 1 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 1 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 2 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 2 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 3 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 3 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 4 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound;
+    ELSIF i = 4 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash)
+        INTO n_cid, n_mid, n_xh
+        FROM image_hashes x
+       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i])) AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound;
+    END IF;
+    IF n_cid IS NOT NULL THEN
+      c_cid := c_cid || n_cid;
+      c_mid := c_mid || n_mid;
+      c_xh := c_xh || n_xh;
+    END IF;
+    IF cardinality(c_cid) >= k THEN
+      SELECT count(*) FILTER (WHERE u.d <= covered),
+             (array_agg(u.d ORDER BY u.d))[k]
+        INTO found, kth
+        FROM (SELECT DISTINCT u.cid, u.mid, u.xh, bit_count((u.xh # query)::bit(64)) AS d
+                FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)) AS u;
+      bound := coalesce(kth, 64);
+      EXIT WHEN found >= k;
+    END IF;
+  END LOOP;
+  RETURN QUERY
+    WITH cand AS (
+      SELECT DISTINCT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+    SELECT h.id, h.company_id, h.meta_id, h.hash,
+           bit_count((h.hash # query)::bit(64))::integer, h.source
+      FROM cand JOIN image_hashes h
+        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+       AND h.hash = cand.xh
+     ORDER BY 5, 1
+     LIMIT k;
+END
+$fn$
+"""
 
 
-def _chunk_columns(expression: Any, fillfactor: int | None) -> None:
-    """Replace c0..c3 (and with them their indexes) by columns generated as given."""
-    storage = f" WITH (fillfactor = {fillfactor})" if fillfactor else ""
-    drop = ", ".join(f"DROP COLUMN c{i}" for i in range(CHUNKS))
-    add = ", ".join(f"ADD COLUMN c{i} integer GENERATED ALWAYS AS ({expression(i)}) STORED"
-                    " NOT NULL" for i in range(CHUNKS))
-    op.execute(f"ALTER TABLE image_hashes {drop}, {add}")
-    for i in range(CHUNKS):
-        op.execute(f"CREATE INDEX image_hashes_c{i}_idx ON image_hashes"
-                   f" (c{i}, algorithm, company_id) INCLUDE (hash, meta_id){storage}")
+ROW_CHUNK_COLUMNS = """ALTER TABLE image_hashes DROP COLUMN c0, DROP COLUMN c1, DROP COLUMN c2, DROP COLUMN c3, ADD COLUMN c0 integer GENERATED ALWAYS AS ((((hash >> 48) & 65535))::integer) STORED NOT NULL, ADD COLUMN c1 integer GENERATED ALWAYS AS ((((hash >> 32) & 65535))::integer) STORED NOT NULL, ADD COLUMN c2 integer GENERATED ALWAYS AS ((((hash >> 16) & 65535))::integer) STORED NOT NULL, ADD COLUMN c3 integer GENERATED ALWAYS AS (((hash & 65535))::integer) STORED NOT NULL"""
 
 
-def _or_replace(statement: str) -> str:
-    return statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+AHASH_SEARCH_INDEX_BEFORE = """
+CREATE OR REPLACE FUNCTION ahash_search_index(company bigint, query bigint, max_distance integer,
+                                   max_rows integer, algorithm ahash_algorithm)
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET plan_cache_mode = force_generic_plan
+  SET enable_hashjoin = off
+  SET enable_mergejoin = off
+  SET enable_bitmapscan = off
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  radii integer[] := ahash_chunk_radii(max_distance);
+  p0 integer[] := ahash_probes(((query >> 48) & 65535)::integer, radii[1]);
+  p1 integer[] := ahash_probes(((query >> 32) & 65535)::integer, radii[2]);
+  p2 integer[] := ahash_probes(((query >> 16) & 65535)::integer, radii[3]);
+  p3 integer[] := ahash_probes((query & 65535)::integer, radii[4]);
+  none integer[] := '{}';
+  -- Up to 137 probes (radius <= 2) are joined, one descent each; more are matched with
+  -- = ANY, which shares descents between neighbouring values.
+  pj0 integer[] := CASE WHEN radii[1] <= 2 THEN p0 ELSE none END;
+  pj1 integer[] := CASE WHEN radii[2] <= 2 THEN p1 ELSE none END;
+  pj2 integer[] := CASE WHEN radii[3] <= 2 THEN p2 ELSE none END;
+  pj3 integer[] := CASE WHEN radii[4] <= 2 THEN p3 ELSE none END;
+  ps0 integer[] := CASE WHEN radii[1] <= 2 THEN none ELSE p0 END;
+  ps1 integer[] := CASE WHEN radii[2] <= 2 THEN none ELSE p1 END;
+  ps2 integer[] := CASE WHEN radii[3] <= 2 THEN none ELSE p2 END;
+  ps3 integer[] := CASE WHEN radii[4] <= 2 THEN none ELSE p3 END;
+BEGIN
+  IF company IS NULL THEN
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
+          JOIN image_hashes x ON x.c0 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj1) AS v(c)
+          JOIN image_hashes x ON x.c1 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj2) AS v(c)
+          JOIN image_hashes x ON x.c2 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj3) AS v(c)
+          JOIN image_hashes x ON x.c3 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND x.algorithm = ahash_search_index.algorithm AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  ELSE
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj0) AS v(c)
+          JOIN image_hashes x ON x.c0 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ps0) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj1) AS v(c)
+          JOIN image_hashes x ON x.c1 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ps1) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj2) AS v(c)
+          JOIN image_hashes x ON x.c2 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ps2) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM unnest(pj3) AS v(c)
+          JOIN image_hashes x ON x.c3 = v.c
+         WHERE x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ps3) AND x.algorithm = ahash_search_index.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  END IF;
+END
+$fn$
+"""
 
 
 def upgrade() -> None:
-    _chunk_columns(chunk_sql, fillfactor=80)
-    op.execute(AHASH_CHUNKS)
-    op.execute(AHASH_SEARCH_INDEX)
-    op.execute(earlier_migration(__file__, "0006_cheap_search_plan.py").nearest_sql(
-        "ahash_chunks(query)", any_array=True))
-    op.execute("ANALYZE image_hashes")
+    for statement in (
+        SPREAD_CHUNK_COLUMNS,
+        'CREATE INDEX image_hashes_c0_idx ON image_hashes (c0, algorithm, company_id) INCLUDE (hash, meta_id) WITH (fillfactor = 80)',
+        'CREATE INDEX image_hashes_c1_idx ON image_hashes (c1, algorithm, company_id) INCLUDE (hash, meta_id) WITH (fillfactor = 80)',
+        'CREATE INDEX image_hashes_c2_idx ON image_hashes (c2, algorithm, company_id) INCLUDE (hash, meta_id) WITH (fillfactor = 80)',
+        'CREATE INDEX image_hashes_c3_idx ON image_hashes (c3, algorithm, company_id) INCLUDE (hash, meta_id) WITH (fillfactor = 80)',
+        AHASH_CHUNKS,
+        AHASH_SEARCH_INDEX,
+        AHASH_NEAREST,
+        'ANALYZE image_hashes',
+    ):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    old = earlier_migration(__file__, "0003_multi_index_hashing.py")
-    _chunk_columns(old.chunk_expression, fillfactor=None)
-    op.execute(_or_replace(_REVISION_0005.AHASH_SEARCH_INDEX))
-    op.execute(earlier_migration(__file__, "0006_cheap_search_plan.py").AHASH_NEAREST)
-    op.execute("DROP FUNCTION ahash_chunks(bigint)")
-    op.execute("ANALYZE image_hashes")
+    r0006 = earlier_migration(__file__, "0006_cheap_search_plan.py")
+    for statement in (
+        ROW_CHUNK_COLUMNS,
+        'CREATE INDEX image_hashes_c0_idx ON image_hashes (c0, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'CREATE INDEX image_hashes_c1_idx ON image_hashes (c1, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'CREATE INDEX image_hashes_c2_idx ON image_hashes (c2, algorithm, company_id) INCLUDE (hash, meta_id)',
+        'CREATE INDEX image_hashes_c3_idx ON image_hashes (c3, algorithm, company_id) INCLUDE (hash, meta_id)',
+        AHASH_SEARCH_INDEX_BEFORE,
+        r0006.AHASH_NEAREST,
+        'DROP FUNCTION ahash_chunks(bigint)',
+        'ANALYZE image_hashes',
+    ):
+        op.execute(statement)

@@ -22,54 +22,26 @@ from alembic import op
 
 from ahashdb.migrating import earlier_migration
 
-revision = "0008"
-down_revision = "0007"
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
 
-_REVISION_0006 = earlier_migration(__file__, "0006_cheap_search_plan.py")
-_REVISION_0007 = earlier_migration(__file__, "0007_spread_chunks.py")
-DISTANCE = "bit_count((x.hash # query)::bit(64))"
-
-
-def _seen_before(i: int) -> str:
-    """SQL: row x lies within the radius some chunk other than i has been probed to (a
-    chunk not probed yet has radius -1: no row is within it, and its chunk is not computed)."""
-    return "\n              OR ".join(
-        f"radius[{j + 1}] >= 0 AND bit_count(({_REVISION_0007.chunk_sql(j, 'x.hash')}"
-        f" # chunk[{j + 1}])::bit(32)) <= radius[{j + 1}]" for j in range(4) if j != i)
-
-
-def _probe_step(algorithm: str) -> str:
-    """Collect the rows whose chunk i is at exactly radius[i] from the query's, within
-    ``bound``, that no earlier step found, with their distances; ``algorithm`` is the
-    condition that keeps the rows of the asked algorithm."""
-    branches = []
-    for i in range(4):
-        for scoped in (False, True):
-            scope = " AND x.company_id = company" if scoped else ""
-            branches.append(
-                f"{'IF' if i == 0 and not scoped else 'ELSIF'} i = {i + 1} AND company IS"
-                f"{' NOT' if scoped else ''} NULL THEN\n"
-                f"      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),\n"
-                f"             array_agg({DISTANCE}::integer)\n"
-                f"        INTO n_cid, n_mid, n_xh, n_d\n"
-                f"        FROM image_hashes x\n"
-                f"       WHERE x.c{i} = ANY({_REVISION_0006.PROBES})\n"
-                f"         AND {algorithm}{scope} AND {DISTANCE} <= bound\n"
-                f"         AND NOT ({_seen_before(i)});")
-    return "\n    ".join(branches) + "\n    END IF;"
-
-
-def nearest_sql(algorithm: str = f"x.algorithm = {_REVISION_0006.ALG}") -> str:
-    """ahash_nearest's definition: 0006's signature, argument checks, steps and scan
-    fallback, with candidates kept distinct as they are found and counted in ``hist``;
-    ``algorithm`` is the steps' condition on the rows' algorithm."""
-    r6 = _REVISION_0006
-    within = ",".join(map(str, r6._WITHIN))
-    return f"""{r6.NEAREST_SIGNATURE}DECLARE
-  within CONSTANT bigint[] := '{{{within}}}';
+AHASH_NEAREST = """
+CREATE OR REPLACE FUNCTION ahash_nearest(company bigint, query bigint, k integer,
+                                         algorithm ahash_algorithm DEFAULT 'ahash')
+  RETURNS TABLE (id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET plan_cache_mode = force_generic_plan
+  SET enable_hashjoin = off
+  SET enable_mergejoin = off
+  SET enable_bitmapscan = off
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  within CONSTANT bigint[] := '{1,17,137,697,2517,6885,14893,26333,39203,50643,58651,63019,64839,65399,65519,65535,65536}';
   chunk integer[];
   radius integer[] := ARRAY[-1, -1, -1, -1];
   covered integer := -1;
@@ -83,15 +55,129 @@ def nearest_sql(algorithm: str = f"x.algorithm = {_REVISION_0006.ALG}") -> str:
   total bigint := 0;
   acc bigint;
   d integer;
-{r6.NEAREST_CANDIDATES}  n_d integer[];
+  c_cid bigint[] := '{}';
+  c_mid bigint[] := '{}';
+  c_xh bigint[] := '{}';
+  n_cid bigint[];
+  n_mid bigint[];
+  n_xh bigint[];
+  n_d integer[];
 BEGIN
-{r6.NEAREST_CHECKS}  chunk := ahash_chunks(query);
+  IF query IS NULL OR k IS NULL OR ahash_nearest.algorithm IS NULL THEN
+    RETURN;
+  END IF;
+  IF k < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
+  END IF;
+  IF k = 0 THEN
+    RETURN;
+  END IF;
+  chunk := ahash_chunks(query);
   LOOP
-{r6.NEAREST_WIDEN}    IF probed > 256 AND NOT est_read THEN
+    i := i % 4 + 1;
+    radius[i] := radius[i] + 1;
+    covered := covered + 1;
+    -- (the probes of one radius in one chunk: those within it minus those within one less)
+    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
+    IF probed > 256 AND NOT est_read THEN
       est := ahash_company_rows_estimate(company);
       est_read := true;
     END IF;
-{r6.NEAREST_SCAN}    {_probe_step(algorithm)}
+    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
+      RETURN QUERY
+        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+          FROM ahash_search_scan(company, query, 64, k, ahash_nearest.algorithm) AS s;
+      RETURN;
+    END IF;
+    IF i = 1 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 1 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 2 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 2 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 3 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 3 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 4 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]);
+    ELSIF i = 4 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm = ahash_nearest.algorithm AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]);
+    END IF;
     IF n_d IS NOT NULL THEN
       c_cid := c_cid || n_cid;
       c_mid := c_mid || n_mid;
@@ -114,14 +200,32 @@ BEGIN
       EXIT WHEN bound <= covered;
     END IF;
   END LOOP;
-{r6.nearest_result(distinct=False)}END
+  RETURN QUERY
+    WITH cand AS (
+      SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+    SELECT h.id, h.company_id, h.meta_id, h.hash,
+           bit_count((h.hash # query)::bit(64))::integer, h.source
+      FROM cand JOIN image_hashes h
+        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+       AND h.hash = cand.xh
+     ORDER BY 5, 1
+     LIMIT k;
+END
 $fn$
 """
 
 
 def upgrade() -> None:
-    op.execute(nearest_sql())
+    for statement in (
+        AHASH_NEAREST,
+    ):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    op.execute(_REVISION_0006.nearest_sql("ahash_chunks(query)", any_array=True))
+    r0007 = earlier_migration(__file__, "0007_spread_chunks.py")
+    for statement in (
+        r0007.AHASH_NEAREST,
+    ):
+        op.execute(statement)
