@@ -20,6 +20,17 @@ def resolve_database_url(explicit: str | None = None) -> str | None:
     return os.environ.get(ENV_URL) or None
 
 
+def database_url(explicit: str | None = None) -> str:
+    """The URL to use: ``explicit`` > ``$AHASHDB_DATABASE_URL`` > the embedded server
+    (started if need be)."""
+    resolved = resolve_database_url(explicit)
+    if resolved is not None:
+        return resolved
+    from . import embedded
+
+    return embedded.start()
+
+
 def _with_scheme(url: str, scheme: str) -> str:
     head, sep, rest = url.partition("://")
     if sep and head.split("+")[0] in _SCHEMES:

@@ -13,8 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import psycopg
 
-__all__ = ["components", "groups", "pairs_within"]
+from .hashes import to_hex
+from .search import Match, company_hashes, sources
+
+__all__ = ["components", "duplicate_groups", "duplicate_pairs", "groups", "pairs_within"]
 
 SMALL_GROUP = 1024  # groups up to this size are compared pair by pair
 
@@ -144,3 +148,61 @@ def groups(labels: np.ndarray) -> Iterator[np.ndarray]:
         if sizes[k] < 2:
             break
         yield order[starts[k]:starts[k] + sizes[k]]
+
+
+def duplicate_groups(conn: psycopg.Connection, company_id: int, max_distance: int,
+                     algorithm: str) -> Iterator[list[Match]]:
+    """Connected groups of one company's rows within ``max_distance`` (see
+    :meth:`ahashdb.HashStore.duplicates`)."""
+    ids, metas, hashes = company_hashes(conn, company_id, algorithm)
+    signed = hashes.view(np.int64)
+    values, inverse = np.unique(hashes, return_inverse=True)
+    a, b = pairs_within(values, max_distance)
+    component = components(len(values), a, b)[inverse]  # per row
+    # Name each component by its smallest row id: groups of one size come in id order.
+    smallest = np.full(len(values), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, component, ids)
+    labels = smallest[component]
+    pending: list[np.ndarray] = []
+
+    def flush() -> Iterator[list[Match]]:
+        keys = [(int(metas[r]), int(signed[r])) for g in pending for r in g]
+        found = sources(conn, company_id, algorithm, keys)
+        for g in pending:
+            rows = g[np.argsort(ids[g], kind="stable")]
+            first = int(hashes[rows[0]])
+            yield [Match(int(ids[r]), company_id, int(metas[r]), to_hex(int(hashes[r])),
+                         (int(hashes[r]) ^ first).bit_count(),
+                         found.get((int(metas[r]), int(signed[r]))))
+                   for r in rows]
+        pending.clear()
+
+    for rows in groups(labels):
+        pending.append(rows)
+        if sum(len(g) for g in pending) >= 10_000:
+            yield from flush()
+    yield from flush()
+
+
+def duplicate_pairs(conn: psycopg.Connection, company_id: int, max_distance: int,
+                    algorithm: str) -> Iterator[tuple[int, int, int]]:
+    """Every pair of one company's rows within ``max_distance`` (see
+    :meth:`ahashdb.HashStore.duplicate_pairs`)."""
+    ids, _, hashes = company_hashes(conn, company_id, algorithm)
+    values, inverse = np.unique(hashes, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(values)))
+    ends = np.searchsorted(inverse[order], np.arange(len(values)), side="right")
+    a, b = pairs_within(values, max_distance)
+    dist = np.bitwise_count(values[a] ^ values[b]) if len(a) else np.empty(0, np.uint8)
+    out: list[tuple[int, int, int]] = []
+    for v in np.flatnonzero(ends - starts > 1):  # identical hashes: distance 0
+        rows = sorted(ids[order[starts[v]:ends[v]]].tolist())
+        out.extend((x, y, 0) for k, x in enumerate(rows) for y in rows[k + 1:])
+    out.sort()
+    yield from out
+    for k in np.argsort(dist, kind="stable"):
+        rows_a = ids[order[starts[a[k]]:ends[a[k]]]].tolist()
+        rows_b = ids[order[starts[b[k]]:ends[b[k]]]].tolist()
+        d = int(dist[k])
+        yield from sorted((min(x, y), max(x, y), d) for x in rows_a for y in rows_b)

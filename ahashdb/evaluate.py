@@ -14,7 +14,7 @@ from .errors import AhashdbError, InvalidInput
 from .hashes import ALGORITHMS as HASH_ALGORITHMS
 from .hashes import hash_image
 
-__all__ = ["ALGORITHMS", "Pair", "Score", "best", "read_pairs", "score"]
+__all__ = ["ALGORITHMS", "Evaluation", "Pair", "Score", "best", "evaluate", "read_pairs", "score"]
 
 SAME = {"same", "1", "true", "yes", "duplicate", "match"}
 DIFFERENT = {"different", "0", "false", "no", "distinct", "nomatch"}
@@ -132,3 +132,44 @@ def score(algorithm: str, measured: list[tuple[int, bool]], max_threshold: int =
 def best(scores: list[Score]) -> Score:
     """The threshold with the highest F1 (the smallest such threshold on ties)."""
     return max(scores, key=lambda s: (round(s.f1, 12), -s.threshold))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` found: every algorithm's scores and its best threshold."""
+
+    pairs: int
+    scores: dict[str, list[Score]]
+    best: dict[str, Score]
+
+    def rows(self) -> list[dict[str, object]]:
+        """One plain row per (algorithm, threshold), ``best`` marking the chosen one."""
+        return [{"algorithm": s.algorithm, "threshold": s.threshold,
+                 "precision": round(s.precision, 4), "recall": round(s.recall, 4),
+                 "f1": round(s.f1, 4), "tp": s.tp, "fp": s.fp, "fn": s.fn, "tn": s.tn,
+                 "best": s is self.best[name]}
+                for name, scores in self.scores.items() for s in scores]
+
+    def summary(self, algorithm: str) -> str:
+        """One line naming ``algorithm``'s best threshold and its figures."""
+        top = self.best[algorithm]
+        return (f"{algorithm}: best threshold {top.threshold} (F1 {top.f1:.3f},"
+                f" precision {top.precision:.3f}, recall {top.recall:.3f}) on"
+                f" {top.tp + top.fp + top.fn + top.tn} of {self.pairs} pairs")
+
+
+def evaluate(pairs_csv: str | os.PathLike, algorithms: Iterable[str] | None = None,
+             max_threshold: int = 24,
+             on_error: Callable[[str, str], None] | None = None) -> Evaluation:
+    """Precision, recall and F1 of "distance <= T" for T = 0 … ``max_threshold`` on the
+    labelled pairs in ``pairs_csv``, per algorithm (default: all), and each one's best
+    threshold. Images that cannot be hashed go to ``on_error(path, reason)`` and their
+    pairs are left out."""
+    names = list(algorithms or ALGORITHMS)
+    for name in names:
+        if name not in ALGORITHMS:
+            raise InvalidInput(f"algorithm {name!r}: expected one of {', '.join(ALGORITHMS)}")
+    pairs = read_pairs(pairs_csv)
+    scores = {name: score(name, distances(pairs, name, on_error), max_threshold)
+              for name in names}
+    return Evaluation(len(pairs), scores, {name: best(s) for name, s in scores.items()})

@@ -66,6 +66,14 @@ def render(
     return n
 
 
+def render_object(obj: Mapping[str, Any], fmt: Format, out: TextIO | None = None) -> None:
+    """Write one object (a report such as stats): indented JSON for ``json``, one line for
+    ``nl``. Keys that are not strings become strings, as JSON needs."""
+    out = out or sys.stdout
+    out.write(json.dumps(obj, indent=2 if fmt is Format.json else None, default=str) + "\n")
+    out.flush()
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

@@ -38,10 +38,28 @@ from sqlalchemy.dialects.postgresql import ENUM
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator
 
+from .ddl import (
+    CHUNK_FILLFACTOR,
+    CHUNK_INDEX_INCLUDE,
+    CHUNK_INDEX_KEY,
+    CHUNK_INDEXES,
+    CHUNK_TERMS,
+    CHUNKS,
+    INDEX_DDL,
+    PRIMARY_KEY,
+    RLS_DISABLE,
+    RLS_ENABLE,
+    chunk_sql,
+    chunk_values,
+)
 from .hashes import ALGORITHMS, HashLike, coerce_hash, to_hex, to_signed
 
 __all__ = [
+    "CHUNK_INDEXES",
     "CHUNK_TERMS",
+    "INDEX_DDL",
+    "RLS_DISABLE",
+    "RLS_ENABLE",
     "HashHex",
     "ahash_algorithm",
     "ahash_hashers",
@@ -55,48 +73,11 @@ __all__ = [
     "metadata",
 ]
 
-CHUNKS = 4
-
 metadata = MetaData()
 
 #: The SQL enum naming a row's hash function (imagehash's, at hash_size 8).
 ahash_algorithm = ENUM(*ALGORITHMS, name="ahash_algorithm", create_type=False,
                        metadata=metadata)
-
-
-#: How the 64 bits are dealt into the four 16-bit chunks of the search indexes (migration
-#: 0007). Chunk i holds the 16 grid cells (row r, column c) of the 8x8 aHash grid with
-#: (r + c) % 4 == i: two cells of every row, one column further in each next row, so no two
-#: of its bits are side by side or one above the other. (Whole rows made each chunk nearly
-#: constant on smooth images, and popular chunk values make many candidates.) Each chunk is
-#: the OR of its terms ``(hash >> shift) & mask``, a negative shift shifting left; which of
-#: the 16 positions a cell takes is arbitrary but fixed, chosen so that few terms suffice.
-CHUNK_TERMS: tuple[tuple[tuple[int, int], ...], ...] = (
-    ((-9, 34816), (6, 17544), (25, 8772), (40, 4386), (59, 17)),
-    ((-2, 17544), (17, 8772), (32, 4386), (40, 34816), (58, 17)),
-    ((-11, 34816), (8, 17544), (23, 8772), (42, 4386), (57, 17)),
-    ((0, 17544), (15, 8772), (24, 34816), (41, 4386), (56, 17)),
-)
-
-
-def chunk_sql(i: int, value: str = "hash") -> str:
-    """SQL for chunk ``i`` of the BIGINT expression ``value`` (an integer 0..65535)."""
-    terms = []
-    for shift, mask in CHUNK_TERMS[i]:
-        moved = value if shift == 0 else (
-            f"({value} >> {shift})" if shift > 0 else f"({value} << {-shift})")
-        terms.append(f"({moved} & {mask})")
-    return f"({' | '.join(terms)})::integer"
-
-
-def chunk_values(value: int) -> tuple[int, ...]:
-    """The four chunk values of a hash (any spelling's int, signed or unsigned), as the
-    generated columns ``c0``..``c3`` hold them."""
-    h = value & ((1 << 64) - 1)
-    return tuple(
-        sum(((h >> s) if s >= 0 else (h << -s)) & m for s, m in terms)
-        for terms in CHUNK_TERMS
-    )
 
 
 image_hashes = Table(
@@ -121,17 +102,16 @@ image_hashes = Table(
     # still lets it narrow an index scan, which an enum's equality is not allowed to do.
     Column("algorithm_code", SmallInteger, Computed("ahash_algorithm_code(algorithm)",
                                                     persisted=True), nullable=False),
-    PrimaryKeyConstraint("company_id", "meta_id", "algorithm", "hash", name="image_hashes_pkey"),
+    PrimaryKeyConstraint(*PRIMARY_KEY, name="image_hashes_pkey"),
     *(
         Index(
-            f"image_hashes_c{i}_idx",
+            name,
             f"c{i}",
-            "algorithm_code",
-            "company_id",
-            postgresql_include=["hash", "meta_id"],
-            postgresql_with={"fillfactor": 80},
+            *CHUNK_INDEX_KEY,
+            postgresql_include=list(CHUNK_INDEX_INCLUDE),
+            postgresql_with={"fillfactor": CHUNK_FILLFACTOR},
         )
-        for i in range(CHUNKS)
+        for i, name in enumerate(CHUNK_INDEXES)
     ),
     comment="64-bit perceptual hashes (imagehash average_hash, phash, dhash, whash) as signed"
     " BIGINT, per company and object",

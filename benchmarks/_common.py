@@ -11,8 +11,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from ahashdb.config import libpq_url
-from ahashdb.store import database_url
+from ahashdb.config import database_url, libpq_url
 
 
 def scratch_database(url: str | None, name: str) -> str:

@@ -27,13 +27,8 @@ import datagen  # noqa: E402
 from _common import drop_database, scratch_database  # noqa: E402
 
 from ahashdb import HashStore  # noqa: E402
-from ahashdb.store import (  # noqa: E402
-    _COPY_TYPES,
-    _INDEX_DDL,
-    CHUNK_INDEXES,
-    _key_order,
-    _normalize_rows,
-)
+from ahashdb.ddl import CHUNK_INDEXES, INDEX_DDL  # noqa: E402
+from ahashdb.loading import _COPY_TYPES, _key_order, normalize_rows  # noqa: E402
 
 COPY = ("COPY t (company_id, meta_id, algorithm, hash, source, hasher)"
         " FROM STDIN (FORMAT BINARY)")
@@ -71,8 +66,8 @@ def main() -> int:
     companies, hashes = datagen.clustered(args.rows + args.added, 10, seed=11)
     rows = list(zip(datagen.to_signed(hashes).tolist(), companies.tolist(),
                     range(args.rows + args.added), strict=True))
-    base = sorted(_normalize_rows(rows[:args.rows], "ahash", lambda: 0, False), key=_key_order)
-    added = sorted(_normalize_rows(rows[args.rows:], "ahash", lambda: 0, False), key=_key_order)
+    base = sorted(normalize_rows(rows[:args.rows], "ahash", lambda: 0, False), key=_key_order)
+    added = sorted(normalize_rows(rows[args.rows:], "ahash", lambda: 0, False), key=_key_order)
     batches = [added[i:i + 10_000] for i in range(0, len(added), 10_000)]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (LIKE image_hashes INCLUDING DEFAULTS INCLUDING GENERATED"
@@ -84,10 +79,10 @@ def main() -> int:
             ("no index", [], 1),
             ("primary key", ["ALTER TABLE t ADD PRIMARY KEY"
                              " (company_id, meta_id, algorithm, hash)"], 1),
-            ("primary key + 1 chunk index", [_INDEX_DDL[CHUNK_INDEXES[0]].replace(
+            ("primary key + 1 chunk index", [INDEX_DDL[CHUNK_INDEXES[0]].replace(
                 "image_hashes", "t")], 1),
             ("primary key + 4 chunk indexes", [
-                _INDEX_DDL[name].replace("image_hashes", "t") for name in CHUNK_INDEXES[1:]], 1),
+                INDEX_DDL[name].replace("image_hashes", "t") for name in CHUNK_INDEXES[1:]], 1),
             ("the same, 2 writer sessions", [], 2),
         ]
         rate = {}

@@ -34,7 +34,7 @@ from _common import drop_database, ms, scratch_database, timed  # noqa: E402
 
 from ahashdb import HashStore  # noqa: E402
 from ahashdb.config import libpq_url  # noqa: E402
-from ahashdb.store import RLS_ENABLE  # noqa: E402
+from ahashdb.ddl import RLS_ENABLE  # noqa: E402
 
 ROLE = "ahashdb_rls_bench"
 CASES = [("company T=0", "search", 0), ("company T=4", "search", 4),

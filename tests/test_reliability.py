@@ -142,31 +142,39 @@ def test_a_file_that_vanishes_after_listing_is_reported_and_the_rest_stored(
     assert sorted(per_meta_counts(store, 3)) == [1, 2, 4, 5, 6]
 
 
+def _without_file_permission_override() -> None:
+    """In the child before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+    bounding set, so even root is held to file modes (the interpreter, wherever it lives,
+    stays readable: root owns it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
 def test_an_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
     folder = tmp_path / "perm"
     folder.mkdir()
     photo(1).save(folder / "1.png")
     photo(2).save(folder / "2.png")
     (folder / "2.png").chmod(0)
-    for p in (tmp_path, folder, folder / "1.png"):
-        p.chmod(p.stat().st_mode | 0o755 if p.is_dir() else 0o644)
-    # root reads anything, so as root the check runs as the unprivileged 'nobody'.
-    as_nobody = {}
-    if os.geteuid() == 0:
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid}
-        os.chmod(tmp_path.parent, tmp_path.parent.stat().st_mode | 0o711)
-        os.chmod(tmp_path.parent.parent, tmp_path.parent.parent.stat().st_mode | 0o711)
+    # As root, files are readable whatever their mode; so the command runs without the
+    # capabilities that allow that, and needs nothing else (any home, any venv location).
+    drop = _without_file_permission_override if os.geteuid() == 0 else None
     result = subprocess.run(
         cli_command("hash", str(folder / "1.png"), str(folder / "2.png")),
-        capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)},
-        **as_nobody,
+        capture_output=True, text=True, preexec_fn=drop,
     )
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert result.stderr.strip() == f"{folder / '2.png'}: permission denied"
     assert result.stdout.startswith(f"{average_hash(folder / '1.png'):016x}  ")
+    # The file exists and the same command reads it once its mode allows.
+    (folder / "2.png").chmod(0o644)
+    again = subprocess.run(cli_command("hash", str(folder / "2.png")), capture_output=True,
+                           text=True, preexec_fn=drop)
+    assert again.returncode == 0, again.stderr
 
 
 # --- 2. crash safety and interruption ---------------------------------------------------------

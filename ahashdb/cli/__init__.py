@@ -1,0 +1,19 @@
+"""The ``ahashdb`` command line: a thin layer over :class:`ahashdb.HashStore`.
+
+Each command parses its options, makes one HashStore (or ingest) call and renders the
+result. Errors become one ``error: …`` line on stderr and exit status 1 (``--debug`` shows
+the traceback instead); usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+from . import admin, find, load  # noqa: F401 - registers the commands
+from .common import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,269 @@
+"""Commands that look after the database: migrate, delete, stats, partition, rls, server."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from .. import embedded
+from ..config import redact, resolve_database_url
+from ..connection import SCHEMA_REVISION
+from ..output import Format, render, render_object
+from ..store import HashStore
+from .common import (
+    CompanyId,
+    FormatOpt,
+    app,
+    check_ids,
+    err,
+    errors,
+    open_store,
+    rls_app,
+    server_app,
+)
+
+# --- migrate ---------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report; exit 1 when behind.")
+    ] = False,
+) -> None:
+    """Create or upgrade the schema (tables, indexes, SQL functions) to the newest revision.
+
+    An upgrade runs in one transaction and locks image_hashes while it runs. Those to
+    revisions 0007 and 0010 each rewrite the table and rebuild its indexes: several seconds
+    per million rows on a 2-core machine (python benchmarks/upgrade.py). The embedded
+    database upgrades itself on first use by a newer ahashdb.
+
+    Example:  ahashdb --database-url postgresql://localhost/ahashdb migrate
+    """
+    with errors(ctx):
+        store = HashStore(ctx.obj.database_url, auto_migrate=False)
+        current = store.schema_revision()
+        if check:
+            if current == SCHEMA_REVISION:
+                typer.echo(f"schema is current (revision {current})")
+                return
+            err(f"schema is at revision {current or 'none'}, this ahashdb needs"
+                 f" {SCHEMA_REVISION}: run `ahashdb migrate`")
+            raise typer.Exit(1)
+        store.migrate()
+        typer.echo(f"schema at revision {SCHEMA_REVISION} (was {current or 'none'})"
+                   f" in {redact(store.url)}")
+        store.close()
+
+
+# --- delete, stats ---------------------------------------------------------------------------
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    company_id: Annotated[int, typer.Option("--company-id", help="The company whose rows go.",
+                                            show_default=False)],
+    meta_id: Annotated[int | None, typer.Option(
+        "--meta-id", help="Delete every hash of this meta_id (of every algorithm).",
+        show_default=False)] = None,
+    ids: Annotated[list[int] | None, typer.Option(
+        "--id", help="Delete the row with this id; repeatable.", show_default=False)] = None,
+) -> None:
+    """Delete one company's rows by meta_id or by row id; prints how many went.
+
+    \b
+    Examples:
+      ahashdb delete --company-id 1 --meta-id 42
+      ahashdb delete --company-id 1 --id 17 --id 18
+    """
+    if (meta_id is None) == (not ids):
+        raise typer.BadParameter("give --meta-id or --id (exactly one)")
+    with errors(ctx):
+        check_ids(company_id=company_id, meta_id=meta_id)
+        for i in ids or ():
+            check_ids(id=i)
+        store = open_store(ctx, tenant=company_id)
+        n = store.delete(company_id=company_id, meta_id=meta_id, ids=ids or None)
+        store.close()
+    typer.echo(f"deleted {n} row{'s' if n != 1 else ''}")
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    company_id: CompanyId = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Rows per company and per algorithm, which imagehash/Pillow versions made them,
+    table and index sizes, degenerate hashes, versions, data location.
+
+    Example:  ahashdb stats --company-id 1
+    """
+    with errors(ctx):
+        check_ids(company_id=company_id)
+        store = open_store(ctx, tenant=company_id)
+        s = store.stats(company_id)
+        store.close()
+    if fmt in (Format.json, Format.nl):
+        render_object(s, fmt)
+        return
+    if fmt is Format.csv:
+        render(({"company_id": c, "rows": n} for c, n in s["companies"].items()),
+               ("company_id", "rows"), fmt)
+        return
+    rows = s["rows"] or 1
+    lines = [
+        ("database", s["database"]),
+        ("data directory", s["data_directory"] or "(server-managed)"),
+        ("PostgreSQL", s["server_version"]),
+        ("schema revision", s["schema_revision"]),
+        ("rows", f"{s['rows']:,}"),
+        ("companies", f"{len(s['companies']):,}"),
+        ("algorithms", ", ".join(f"{a} {n:,}" for a, n in s["algorithms"].items()) or "none"),
+        *(("hashed by", f"{h['algorithm']}: "
+           + (f"imagehash {h['imagehash']}, Pillow {h['pillow']}, {h['hash_size']}x"
+              f"{h['hash_size']}" if h["imagehash"] else "not recorded (imported hashes)")
+           + f" — {h['rows']:,} rows") for h in s["hashed_by"]),
+        ("all-zero hashes", f"{s['all_zero_hashes']:,}"),
+        ("all-one hashes", f"{s['all_one_hashes']:,}"),
+        ("low-information hashes", f"{s['low_information_hashes']:,}"
+                                   " (blank or nearly uniform images)"),
+        ("partitions", f"{s['partitions']} (hash by company_id)" if s["partitions"] > 1
+         else "none"),
+        ("table size", f"{s['table_bytes'] / 2**20:,.1f} MB"),
+        ("index size", f"{s['index_bytes'] / 2**20:,.1f} MB"
+                       f" ({s['index_bytes'] / rows:,.0f} bytes/row)"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        typer.echo(f"{k.ljust(width)}  {v}")
+    if s["companies"]:
+        typer.echo("")
+        render(({"company_id": c, "rows": n} for c, n in s["companies"].items()),
+               ("company_id", "rows"), Format.table)
+
+
+# --- partition -------------------------------------------------------------------------------
+
+
+@app.command()
+def partition(
+    ctx: typer.Context,
+    partitions: Annotated[int, typer.Argument(
+        help="How many hash partitions by company_id (1: one plain table).", min=1,
+        max=1024, show_default=False)],
+) -> None:
+    """Rebuild image_hashes hash-partitioned by company_id (or back to one table).
+
+    One transaction: writers wait, readers of the old table finish first; ids, indexes,
+    grants and row-level security carry over, and every SQL function works unchanged.
+    See docs/scaling.md for when it pays.
+
+    Example:  ahashdb partition 16
+    """
+    with errors(ctx):
+        store = open_store(ctx)
+        t0 = time.perf_counter()
+        before = store.partitions()
+        store.partition(partitions)
+        rows = store.count()
+        store.close()
+    typer.echo(f"image_hashes: {partitions} partition{'s' if partitions > 1 else ''}"
+               f" (was {before}), {rows:,} rows, {time.perf_counter() - t0:.1f} s")
+
+
+# --- rls -------------------------------------------------------------------------------------
+
+
+@rls_app.command("enable")
+def rls_enable(ctx: typer.Context) -> None:
+    """Restrict every role but the table's owner to one company's rows.
+
+    After this, an application role (not the owner, not a superuser, no BYPASSRLS) reads and
+    writes only rows whose company_id equals the session setting ahashdb.company_id, even with
+    hand-written SQL; with the setting unset it sees nothing. Run it as the table's owner.
+
+    Example:  ahashdb rls enable
+    In the application's session:  SET ahashdb.company_id = '7';
+    """
+    with errors(ctx):
+        store = open_store(ctx)
+        store.enable_row_level_security()
+        store.close()
+    typer.echo("row-level security on: roles other than the owner see only the company in"
+               " ahashdb.company_id")
+
+
+@rls_app.command("disable")
+def rls_disable(ctx: typer.Context) -> None:
+    """Turn row-level security off (every role with SELECT sees every company again).
+
+    Example:  ahashdb rls disable
+    """
+    with errors(ctx):
+        store = open_store(ctx)
+        store.disable_row_level_security()
+        store.close()
+    typer.echo("row-level security off")
+
+
+@rls_app.command("status")
+def rls_status(ctx: typer.Context) -> None:
+    """Say whether row-level security is on.
+
+    Example:  ahashdb rls status
+    """
+    with errors(ctx):
+        store = open_store(ctx)
+        on = store.row_level_security()
+        store.close()
+    typer.echo("row-level security on" if on else "row-level security off")
+
+
+# --- server ----------------------------------------------------------------------------------
+
+
+@server_app.command("start")
+def server_start(ctx: typer.Context) -> None:
+    """Start the embedded server (it also starts on first use) and migrate its database.
+
+    Example:  ahashdb server start
+    """
+    with errors(ctx):
+        store = HashStore(None)
+        store.connection  # noqa: B018 - connects and migrates
+        store.close()
+        typer.echo(f"running: {redact(store.url)} (data in {embedded.pgdata_dir()})")
+
+
+@server_app.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop the embedded server.
+
+    Example:  ahashdb server stop
+    """
+    with errors(ctx):
+        stopped = embedded.stop()
+    typer.echo("stopped" if stopped else "not running")
+
+
+@server_app.command("status")
+def server_status(ctx: typer.Context) -> None:
+    """Where the embedded server keeps its data, whether it runs, and its URL.
+
+    Example:  ahashdb server status
+    """
+    with errors(ctx):
+        st = embedded.status()
+    typer.echo(f"data directory  {st.pgdata}")
+    typer.echo(f"initialized     {'yes' if st.initialized else 'no'}")
+    typer.echo(f"running         {'yes (pid ' + str(st.pid) + ')' if st.running else 'no'}")
+    if st.url:
+        typer.echo(f"url             {redact(st.url)}")
+    if resolve_database_url(ctx.obj.database_url):
+        typer.echo("note            --database-url / AHASHDB_DATABASE_URL is set, so commands"
+                   " use that server, not this one")

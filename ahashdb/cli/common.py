@@ -1,0 +1,218 @@
+"""What every command shares: the Typer apps, global options, the error handler, the
+store a command opens, option types and the progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from .. import __version__
+from ..checks import check_id
+from ..config import describe_target
+from ..errors import AhashdbError
+from ..hashes import ALGORITHMS, DEFAULT_MAX_DISTANCE
+from ..output import Format
+from ..store import HashStore
+
+DEFAULTS = ", ".join(f"{n} for {a}" for a, n in DEFAULT_MAX_DISTANCE.items())
+
+app = typer.Typer(
+    name="ahashdb",
+    help="Perceptual image hashes (aHash; also pHash, dHash, wHash) in PostgreSQL: ingest"
+    " images, find look-alikes.\n\n"
+    "Example:  ahashdb ingest photos/ --company-id 1 && ahashdb query new.jpg --company-id 1",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+server_app = typer.Typer(
+    help="The embedded PostgreSQL (used when no --database-url is given).\n\n"
+    "Example:  ahashdb server status",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+rls_app = typer.Typer(
+    help="Row-level security: keep each application role inside one company's rows.\n\n"
+    "Example:  ahashdb rls enable",
+    no_args_is_help=True,
+)
+app.add_typer(rls_app, name="rls")
+
+MATCH_COLUMNS = ("query", "id", "company_id", "meta_id", "hash", "distance", "source")
+
+
+@dataclass
+class State:
+    """Options shared by every command."""
+
+    database_url: str | None = None
+    debug: bool = False
+    target: str | None = None  # host:port/db of the open store, for error lines
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ahashdb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="AHASHDB_DATABASE_URL",
+            help="PostgreSQL URL, e.g. postgresql://user:pass@localhost:5432/ahashdb."
+            " Default: the embedded server under the user's data directory.",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = State(database_url=database_url, debug=debug)
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def errors(ctx: typer.Context) -> Iterator[None]:
+    """Turn ahashdb's errors into one stderr line and exit 1 (tracebacks with --debug)."""
+    state: State = ctx.obj
+    try:
+        yield
+    except (AhashdbError, psycopg.Error) as exc:
+        if state.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, psycopg.errors.QueryCanceled) and "timeout" in message:
+            message += " (raise it with --timeout, 0 for none)"
+        elif isinstance(exc, psycopg.OperationalError) and state.target:
+            message = (f"lost the connection to PostgreSQL at {state.target} ({message});"
+                       " every batch committed before it is stored, re-run to finish")
+        err(f"error: {message}")
+        raise typer.Exit(1) from None
+
+
+def check_ids(**options: int | None) -> None:
+    """Reject ids outside BIGINT by their option name (``company_id`` → ``--company-id``)."""
+    for name, value in options.items():
+        if value is not None:
+            check_id(f"--{name.replace('_', '-')}", value)
+
+
+def open_store(
+    ctx: typer.Context, *, tenant: int | None = None, timeout: float | None = None
+) -> HashStore:
+    """The command's HashStore. ``tenant`` is the company the command works on (what
+    Row-Level Security admits a restricted role to); ``timeout`` caps each statement."""
+    store = HashStore(ctx.obj.database_url, tenant=tenant,
+                      statement_timeout=timeout or None)
+    ctx.obj.target = describe_target(store.url)
+    return store
+
+
+@dataclass
+class Failures:
+    """How many inputs could not be hashed (each was reported as PATH: reason)."""
+
+    count: int = 0
+
+
+def hash_images(
+    paths: list[Path], workers: int | None, failures: Failures, algorithm: str = "ahash"
+) -> Iterator[tuple[str, int]]:
+    """(path, hash) of each image, hashed in parallel when there are several; an image
+    that cannot be hashed is reported on stderr and counted in ``failures``."""
+    from ..ingest import Item, hash_many
+
+    items = (Item(path=str(p)) for p in paths)
+    for item, h in hash_many(items, workers if len(paths) > 1 else 1, algorithm):
+        if h is None:
+            failures.count += 1
+            err(f"{item.path}: {item.error}")
+        else:
+            yield item.path, h
+
+
+CompanyId = Annotated[
+    int | None,
+    typer.Option("--company-id", help="The tenant (company) the rows belong to, e.g. 1.",
+                 show_default=False),
+]
+FormatOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="Output format: table, json, nl or csv.")
+]
+Algorithm = enum.Enum("Algorithm", {name: name for name in ALGORITHMS}, type=str)
+AlgorithmOpt = Annotated[
+    Algorithm, typer.Option(
+        "--algorithm", "-a", help="The hash: ahash (imagehash.average_hash), phash, dhash or"
+        " whash (imagehash's, 64 bits each). Rows of one algorithm are only ever compared"
+        " with queries of the same one.")
+]
+
+
+class Progress:
+    """A rich progress bar on stderr, or nothing (the null object) when quiet or piped."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self._bar: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self._task = self._bar.add_task("ingest", total=total, rate="")
+        self._done = 0
+        self._t0 = 0.0
+
+    def __enter__(self) -> Progress:
+        self._t0 = time.perf_counter()
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, n: int) -> None:
+        if self._bar is None:
+            return
+        self._done += n
+        rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
+        self._bar.update(self._task, advance=n, rate=f"{rate:,.0f} files/s")
+
+    def write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            err(line)
