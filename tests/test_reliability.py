@@ -1,5 +1,5 @@
 """Promises about bad input, crashes, interruptions, concurrency and database faults, each
-tested against the real database (see README, "Guarantees")."""
+tested against the real database (see docs/guarantees.md)."""
 
 from __future__ import annotations
 
