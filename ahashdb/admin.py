@@ -153,3 +153,35 @@ def stats(conn: psycopg.Connection, company_id: int | None) -> dict[str, Any]:
         "index_bytes": int(sizes[1] or 0) if sizes else 0,
         "indexes": {name: size for name, size in indexes},
     }
+
+
+#: What an application role may do: rows of image_hashes (under row-level security), read
+#: the shared tables, and record a new imagehash/Pillow version (a row no search reads).
+APPLICATION_GRANTS = (
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT, INSERT, DELETE ON image_hashes TO {role}",
+    "GRANT SELECT ON ahash_chunk_masks, alembic_version TO {role}",
+    "GRANT SELECT, INSERT ON ahash_hashers TO {role}",
+)
+_SHARED = "image_hashes, ahash_chunk_masks, ahash_hashers, alembic_version"
+
+
+def create_application_role(conn: psycopg.Connection, name: str,
+                            password: str | None) -> bool:
+    """Create (or update) login role ``name`` with exactly :data:`APPLICATION_GRANTS`, and
+    turn row-level security on so that it sees one company at a time. Returns True when
+    the role was new. Idempotent: a second call resets its grants (and password, if given)."""
+    role = sql.Identifier(name)
+    with conn.transaction():
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
+        statement = sql.SQL("{} {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS").format(
+            verb, role)
+        if password is not None:
+            statement += sql.SQL(" PASSWORD {}").format(sql.Literal(password))
+        conn.execute(statement)
+        conn.execute(sql.SQL(f"REVOKE ALL ON {_SHARED} FROM {{}}").format(role))
+        for grant in APPLICATION_GRANTS:
+            conn.execute(sql.SQL(grant).format(role=role))
+        conn.execute(RLS_ENABLE)
+    return not exists

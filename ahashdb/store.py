@@ -165,6 +165,16 @@ class HashStore:
         """True when Row-Level Security is on for ``image_hashes``."""
         return admin.row_level_security(self.connection)
 
+    def create_application_role(self, name: str, password: str | None = None) -> bool:
+        """Create (or reset) login role ``name`` with least privilege for the API, the CLI
+        and applications: rows of ``image_hashes`` (SELECT, INSERT, DELETE; no UPDATE),
+        SELECT on the shared tables, and INSERT of a new hasher version; nothing else.
+        Turns row-level security on, so the role sees the company of its session. Run it as
+        the tables' owner. Returns True when the role was new."""
+        if not isinstance(name, str) or not name or len(name) > 63 or "\x00" in name:
+            raise InvalidInput(f"role name {name!r}: expected 1 to 63 characters")
+        return admin.create_application_role(self.connection, name, password)
+
     def partitions(self) -> int:
         """How many hash partitions (by company_id) ``image_hashes`` has; 1 when plain."""
         return admin.partitions(self.connection)

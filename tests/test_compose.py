@@ -1,6 +1,7 @@
 """docker-compose.yml cannot be run here (no Docker engine), so its content is checked: a
-PostgreSQL service with a healthcheck and a named volume, a migrate service that waits for
-it, and URLs that agree with the README."""
+PostgreSQL service with a healthcheck and a named volume published on loopback only, no
+password in the file, a migrate service that waits for it and creates the application's
+role, and a README URL that connects as that role, not as the owner."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import yaml
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE = yaml.safe_load(TEXT)
 README = (ROOT / "README.md").read_text()
+ENV_REFERENCE = re.compile(r"^\$\{(\w+):\?.+\}$")  # ${NAME:?message}: required, from .env
 
 
 def test_db_service_has_a_supported_postgres_a_healthcheck_and_a_named_volume() -> None:
@@ -30,28 +33,44 @@ def test_db_service_has_a_supported_postgres_a_healthcheck_and_a_named_volume() 
     assert target == expected
 
 
-def test_migrate_service_waits_for_health_and_uses_the_db_credentials() -> None:
+def test_the_port_binds_loopback_and_no_password_is_in_the_file() -> None:
+    db = COMPOSE["services"]["db"]
+    for port in db["ports"]:
+        assert port.split(":")[0] == "127.0.0.1", f"{port} publishes beyond this machine"
+    assert ENV_REFERENCE.match(db["environment"]["POSTGRES_PASSWORD"])
+    migrate_env = COMPOSE["services"]["migrate"]["environment"]
+    assert make_url(migrate_env["AHASHDB_DATABASE_URL"]).password is None
+    for name in ("PGPASSWORD", "AHASHDB_APP_PASSWORD"):
+        assert ENV_REFERENCE.match(migrate_env[name]), name
+    example = (ROOT / ".env.example").read_text()
+    for line in example.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            assert value == "", f".env.example ships a value for {name}"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_migrate_waits_for_health_and_creates_the_application_role() -> None:
     db, migrate = COMPOSE["services"]["db"], COMPOSE["services"]["migrate"]
     assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
-    assert re.search(r"\bahashdb migrate\b", migrate["command"])
+    command = " ".join(migrate["command"].split())
+    assert re.search(r"\bahashdb migrate\b", command)
+    assert re.search(r"\bahashdb roles create ahashdb_app --password-file -", command)
     url = make_url(migrate["environment"]["AHASHDB_DATABASE_URL"])
     env = db["environment"]
-    assert (url.username, url.password, url.database) == (
-        env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+    assert (url.username, url.database) == (env["POSTGRES_USER"], env["POSTGRES_DB"])
     assert url.host == "db" and url.port == 5432
     assert migrate["restart"] == "no"
 
 
-def test_readme_url_reaches_the_published_port_with_the_same_credentials() -> None:
+def test_readme_connects_as_the_application_role_on_loopback() -> None:
     assert "docker compose up -d" in README
-    urls = re.findall(r"AHASHDB_DATABASE_URL=(postgresql://\S+)", README)
+    urls = re.findall(r'AHASHDB_DATABASE_URL="(postgresql://[^"\s]+)"', README)
     assert urls, "README shows no AHASHDB_DATABASE_URL for docker compose"
     db = COMPOSE["services"]["db"]
-    env = db["environment"]
-    published = {int(p.split(":")[0]): int(p.split(":")[1]) for p in db["ports"]}
+    published = {int(p.split(":")[1]): int(p.split(":")[2]) for p in db["ports"]}
     for raw in urls:
         url = make_url(raw)
-        assert url.host in ("localhost", "127.0.0.1")
-        assert published.get(url.port) == 5432
-        assert (url.username, url.password, url.database) == (
-            env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+        assert url.host == "127.0.0.1" and published.get(url.port) == 5432
+        assert url.username == "ahashdb_app" != db["environment"]["POSTGRES_USER"]
+        assert url.password == "$AHASHDB_APP_PASSWORD" and url.database == "ahashdb"

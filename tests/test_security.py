@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from ahashdb import HashStore
+from ahashdb.config import libpq_url
 from ahashdb.errors import AhashdbError, InvalidHash, InvalidInput
 from ahashdb.hashes import from_hex, to_signed
 from tests.hashgen import values_near
@@ -53,7 +54,8 @@ def test_reads_are_scoped_to_one_company_unless_all_companies_is_explicit(
 
 @pytest.fixture
 def app_roles(store: HashStore):  # noqa: ANN201
-    """Two login roles with ordinary application grants (not owners, no BYPASSRLS)."""
+    """Two login roles made by ``ahashdb roles create`` (not owners, no BYPASSRLS), with
+    row-level security turned off again so that each test decides."""
     conn = store.connection
     can = conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles"
                        " WHERE rolname = current_user").fetchone()[0]
@@ -61,15 +63,11 @@ def app_roles(store: HashStore):  # noqa: ANN201
         pytest.fail("the test database role needs CREATEROLE to test row-level security")
     names = [f"ahashdb_app_{os.getpid()}_{k}" for k in ("a", "b")]
     for name in names:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw' NOSUPERUSER NOBYPASSRLS")
-                     .format(sql.Identifier(name)))
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON image_hashes, ahash_chunk_masks"
-                             " TO {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("GRANT SELECT ON alembic_version TO {}")
-                     .format(sql.Identifier(name)))
-        conn.execute(sql.SQL("GRANT SELECT, INSERT ON ahash_hashers TO {}")
-                     .format(sql.Identifier(name)))
+        assert store.create_application_role(name, "pw") is True
+    store.disable_row_level_security()
     base = make_url(store.url)
     urls = [base.set(username=n, password="pw").render_as_string(False) for n in names]
     yield urls
@@ -111,8 +109,13 @@ def test_row_level_security_keeps_each_role_inside_its_company(
         assert a.connection.execute("SELECT hasher IS NOT NULL FROM image_hashes"
                                     " WHERE meta_id = 98").fetchone() == (True,)
         assert a.connection.execute("DELETE FROM image_hashes WHERE meta_id = 98").rowcount == 1
-        # Hand-written SQL cannot widen it: a DELETE of everything removes only its own rows.
-        assert a.connection.execute("DELETE FROM image_hashes WHERE meta_id = 99").rowcount == 1
+        # Hand-written SQL cannot widen it: a DELETE of everything removes only its own
+        # company's rows (10, 11, 99), and the role may not UPDATE rows at all.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            a.connection.execute("UPDATE image_hashes SET company_id = 1")
+        assert a.connection.execute("DELETE FROM image_hashes").rowcount == 3
+        assert (store.count(company_id=1), store.count(company_id=2)) == (0, 2)
+        store.insert_many([(0x00FF, 1, 10), (0x00FE, 1, 11)])
         # ...and switching the setting to another tenant is what the application controls;
         # without any setting the role sees nothing.
         a.connection.execute("RESET ahashdb.company_id")
@@ -254,3 +257,41 @@ def test_ids_outside_bigint_are_rejected_naming_the_option(
     assert "outside the BIGINT range" in r.stderr and r.stderr.startswith("error: --")
     with pytest.raises(InvalidInput, match="outside the BIGINT range"):
         store.insert(0x1, company_id=2**63, meta_id=1)
+
+
+def test_an_application_role_cannot_change_shared_tables_or_the_schema(
+    store: HashStore, app_roles: list[str]
+) -> None:
+    store.insert_many([(0x00FF, 1, 10), (0x00FB, 2, 20)])
+    store.enable_row_level_security()
+    before = store.search(0x00FF, company_id=2, max_distance=10)
+    assert [m.meta_id for m in before] == [20]
+    hostile = [
+        "DELETE FROM ahash_chunk_masks WHERE weight > 0",
+        "UPDATE ahash_chunk_masks SET mask = 0",
+        "INSERT INTO ahash_chunk_masks VALUES (1, 1)",
+        "TRUNCATE ahash_chunk_masks",
+        "DELETE FROM ahash_hashers",
+        "UPDATE ahash_hashers SET pillow_version = 'x'",
+        "UPDATE alembic_version SET version_num = '0001'",
+        "DELETE FROM alembic_version",
+        "UPDATE image_hashes SET hash = 0",
+        "TRUNCATE image_hashes",
+        "ALTER TABLE image_hashes DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY ahashdb_tenant ON image_hashes",
+        "ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY",
+        "DROP INDEX image_hashes_c0_idx",
+        "CREATE OR REPLACE FUNCTION ahash_distance(a bigint, b bigint) RETURNS integer"
+        " LANGUAGE sql RETURN 0",
+        "DROP FUNCTION ahash_search_index(bigint, bigint, integer, integer, ahash_algorithm)",
+    ]
+    with psycopg.connect(libpq_url(app_roles[0]), autocommit=True) as conn:
+        conn.execute("SET ahashdb.company_id = '1'")
+        for statement in hostile:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        assert conn.execute("SELECT count(*) FROM ahash_chunk_masks").fetchone() == (65536,)
+    assert store.connection.execute(
+        "SELECT count(*) FROM ahash_chunk_masks").fetchone() == (65536,)
+    assert store.search(0x00FF, company_id=2, max_distance=10) == before
+    assert store.row_level_security()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +12,7 @@ import typer
 from .. import embedded
 from ..config import redact, resolve_database_url
 from ..connection import SCHEMA_REVISION
+from ..errors import InvalidInput
 from ..output import Format, render, render_object
 from ..store import HashStore
 from .common import (
@@ -21,6 +24,7 @@ from .common import (
     errors,
     open_store,
     rls_app,
+    roles_app,
     server_app,
 )
 
@@ -222,6 +226,52 @@ def rls_status(ctx: typer.Context) -> None:
         on = store.row_level_security()
         store.close()
     typer.echo("row-level security on" if on else "row-level security off")
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+@roles_app.command("create")
+def roles_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The role to create or reset.",
+                                        show_default=False)],
+    password_file: Annotated[Path | None, typer.Option(
+        "--password-file", help="Read the role's password from the first line of this file"
+        " (- for stdin); without it the role gets no password (peer or certificate login).",
+        show_default=False, readable=False)] = None,
+) -> None:
+    """Create a login role for an application with exactly what ahashdb needs, and nothing
+    more: SELECT, INSERT and DELETE on image_hashes rows under row-level security (turned on
+    here), SELECT on ahash_chunk_masks and alembic_version, SELECT and INSERT on
+    ahash_hashers. It cannot update rows, change shared tables or alter the schema.
+
+    Run as the tables' owner. Running it again resets the role's grants (and password).
+
+    \b
+    Example:
+      ahashdb roles create app_web --password-file app_web.secret
+      then connect as app_web and SET ahashdb.company_id = '7' (HashStore(url, tenant=7))
+    """
+    with errors(ctx):
+        password = None
+        if password_file is not None:
+            text = sys.stdin.read() if str(password_file) == "-" else _read_secret(password_file)
+            password = text.splitlines()[0] if text.strip() else None
+            if not password:
+                raise InvalidInput(f"--password-file {password_file}: empty")
+        store = open_store(ctx)
+        new = store.create_application_role(name, password)
+        store.close()
+    typer.echo(f"role {name} {'created' if new else 'reset'}: rows of one company at a time"
+               " (row-level security on)")
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"--password-file {path}: {exc.strerror or exc}") from None
 
 
 # --- server ----------------------------------------------------------------------------------

@@ -40,6 +40,12 @@ server_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(server_app, name="server")
+roles_app = typer.Typer(
+    help="Database roles for applications, with least privilege.\n\n"
+    "Example:  ahashdb roles create app_web --password-file app_web.secret",
+    no_args_is_help=True,
+)
+app.add_typer(roles_app, name="roles")
 rls_app = typer.Typer(
     help="Row-level security: keep each application role inside one company's rows.\n\n"
     "Example:  ahashdb rls enable",
