@@ -6,8 +6,10 @@ second to every command's start-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 ENV_URL = "AHASHDB_DATABASE_URL"
 _SCHEMES = ("postgresql", "postgres")
@@ -48,8 +50,16 @@ def libpq_url(url: str) -> str:
     return _with_scheme(url, "postgresql")
 
 
+# password=… and sslpassword=… in a keyword/value connection string, quoted or not.
+_KEYWORD_SECRET = re.compile(r"\b((?:ssl)?password)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+_SECRET_KEYS = ("password", "sslpassword")
+
+
 def redact(url: str) -> str:
-    """The URL with any password (in the user part or the query) shown as ``***``."""
+    """The connection string with every password (the URL's user part, ``password`` and
+    ``sslpassword`` in its query, or keyword/value ``password=…``) shown as ``***``."""
+    if "://" not in url:
+        return _KEYWORD_SECRET.sub(lambda m: f"{m.group(1)}=***", url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -62,9 +72,43 @@ def redact(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*/")
+        if any(k in _SECRET_KEYS for k, _ in pairs):
+            query = urlencode([(k, "***" if k in _SECRET_KEYS else v) for k, v in pairs],
+                              safe="*/")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def secrets(url: str | None) -> list[str]:
+    """Every password a connection string (and ``$PGPASSWORD``) carries, as written and as
+    decoded, longest first: what :func:`scrub` removes from any text."""
+    found: list[str] = []
+    if url:
+        if "://" in url:
+            netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+            userinfo = netloc.rpartition("@")[0]
+            if ":" in userinfo:
+                found.append(userinfo.partition(":")[2])
+            query = url.partition("?")[2]
+            for pair in query.split("&"):
+                key, _, value = pair.partition("=")
+                if key in _SECRET_KEYS:
+                    found.append(value)
+        else:
+            found += [m.group(2).strip("'") for m in _KEYWORD_SECRET.finditer(url)]
+    if os.environ.get("PGPASSWORD"):
+        found.append(os.environ["PGPASSWORD"])
+    decoded = []
+    for secret in found:
+        with contextlib.suppress(UnicodeDecodeError):
+            decoded.append(unquote(secret, errors="strict"))
+    return sorted({s for s in found + decoded if s}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str | None) -> str:
+    """``text`` with every secret of ``url`` (see :func:`secrets`) replaced by ``***``."""
+    for secret in secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def describe_target(url: str) -> str:

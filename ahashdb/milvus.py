@@ -15,6 +15,7 @@ found from sample images whose hash is known (:func:`detect_bit_order`).
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import redact
 from .errors import AhashdbError, InvalidInput
 from .hashes import check_algorithm, from_bytes, hamming, to_signed
 from .store import HashStore
@@ -48,10 +50,14 @@ def _client(uri: str, token: str | None = None) -> Any:
     except ImportError:
         raise MilvusError(
             "pymilvus is not installed: pip install 'ahashdb[milvus]'") from None
+    # pymilvus logs a failed connection's URI, credentials included; the error below names
+    # the server without them.
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return MilvusClient(uri=uri, token=token or "")
     except Exception as exc:  # noqa: BLE001 - pymilvus raises many kinds
-        raise MilvusError(f"cannot open Milvus at {uri}: {_first_line(exc)}") from None
+        raise MilvusError(f"cannot open Milvus at {redact(uri)}: {_first_line(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
@@ -41,7 +42,7 @@ def render(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+            writer.writerow([_csv_cell(row[c]) for c in columns])
             n += 1
     else:
         materialized = [[_cell(row[c]) for c in columns] for row in rows]
@@ -74,10 +75,27 @@ def render_object(obj: Mapping[str, Any], fmt: Format, out: TextIO | None = None
     out.flush()
 
 
+# C0 and C1 control characters (escape sequences start with ESC or CSI), and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _cell(value: Any) -> str:
+    """A table cell: one line, and no control character reaches the terminal (a stored
+    ``source`` could otherwise move the cursor, recolour or retitle it)."""
     if value is None:
         return ""
-    return str(value).replace("\n", "\\n")
+    return _CONTROL.sub(lambda m: "\\n" if m.group() == "\n" else f"\\x{ord(m.group()):02x}",
+                        str(value))
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a string starting with = + - @ or a
+    tab/CR (a formula, to Excel and LibreOffice) gets a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _is_number(text: str) -> bool:

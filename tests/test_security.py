@@ -295,3 +295,21 @@ def test_an_application_role_cannot_change_shared_tables_or_the_schema(
         "SELECT count(*) FROM ahash_chunk_masks").fetchone() == (65536,)
     assert store.search(0x00FF, company_id=2, max_distance=10) == before
     assert store.row_level_security()
+
+
+def test_table_output_shows_control_characters_escaped_and_csv_defuses_formulas(
+    store: HashStore,
+) -> None:
+    store.insert(0x00FF, company_id=1, meta_id=1, source="a\x1b]0;owned\x07\x1b[31mred\rb")
+    store.insert(0x00FE, company_id=1, meta_id=2, source='=HYPERLINK("http://x","y")')
+    table = cli(store.url, "query", "--hash", "00000000000000ff", "--company-id", "1").stdout
+    assert "\x1b" not in table and "\x07" not in table and "\r" not in table
+    assert "a\\x1b]0;owned\\x07\\x1b[31mred\\x0db" in table  # still readable, escaped
+    rows = cli(store.url, "query", "--hash", "00000000000000ff", "--company-id", "1",
+               "-f", "csv").stdout.splitlines()
+    assert any(r.endswith(''''=HYPERLINK("http://x","y")"''') or "'=HYPERLINK" in r for r in rows)
+    assert not any(",=" in r or ',"=' in r for r in rows)
+    # JSON keeps the stored value exactly: it is data, not a terminal or a spreadsheet.
+    nl = cli(store.url, "query", "--hash", "00000000000000ff", "--company-id", "1", "-f", "nl")
+    assert {json.loads(line)["source"] for line in nl.stdout.splitlines()} == {
+        "a\x1b]0;owned\x07\x1b[31mred\rb", '=HYPERLINK("http://x","y")'}

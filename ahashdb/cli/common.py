@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import time
+import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ import typer
 
 from .. import __version__
 from ..checks import check_id
-from ..config import describe_target
+from ..config import describe_target, resolve_database_url, scrub
 from ..errors import AhashdbError
 from ..hashes import ALGORITHMS, DEFAULT_MAX_DISTANCE
 from ..output import Format
@@ -63,6 +64,19 @@ class State:
     database_url: str | None = None
     debug: bool = False
     target: str | None = None  # host:port/db of the open store, for error lines
+    #: Other URLs given on the command line (a Milvus URI): their passwords stay out of output.
+    urls: list[str] = field(default_factory=list)
+    #: Secrets given whole (a Milvus token).
+    secrets: list[str] = field(default_factory=list)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any password of the database URL, :attr:`urls` or
+        :attr:`secrets`."""
+        for url in (self.database_url or resolve_database_url(None), *self.urls):
+            text = scrub(text, url)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 def _version(value: bool) -> None:
@@ -104,15 +118,16 @@ def errors(ctx: typer.Context) -> Iterator[None]:
     try:
         yield
     except (AhashdbError, psycopg.Error) as exc:
-        if state.debug:
-            raise
+        if state.debug:  # the traceback, with every secret this run was given taken out
+            err(state.scrub(traceback.format_exc().rstrip()))
+            raise typer.Exit(1) from None
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, psycopg.errors.QueryCanceled) and "timeout" in message:
             message += " (raise it with --timeout, 0 for none)"
         elif isinstance(exc, psycopg.OperationalError) and state.target:
             message = (f"lost the connection to PostgreSQL at {state.target} ({message});"
                        " every batch committed before it is stored, re-run to finish")
-        err(f"error: {message}")
+        err(f"error: {state.scrub(message)}")
         raise typer.Exit(1) from None
 
 

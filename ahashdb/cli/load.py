@@ -243,6 +243,8 @@ def import_milvus(
     from ..hashes import hash_image
     from ..ingest import meta_id_from_stem
 
+    ctx.obj.urls.append(uri)
+    ctx.obj.secrets += [token] if token else []
     with errors(ctx):
         check_ids(company_id=company_id)
         samples = []
