@@ -8,25 +8,39 @@ import psycopg
 from psycopg import sql
 
 from .connection import read_revision
-from .ddl import INDEX_DDL, RLS_DISABLE, RLS_ENABLE
+from .ddl import INDEX_DDL, RLS_DISABLE, RLS_ENABLE, RLS_ENABLE_STRICT
 from .errors import InvalidInput
 from .hashes import LOW_INFORMATION_BITS
 
 __all__ = ["partition", "partitions", "row_level_security", "set_row_level_security", "stats"]
 
 
-def set_row_level_security(conn: psycopg.Connection, on: bool) -> None:
-    """Turn row-level security for image_hashes on or off, in one transaction."""
+#: Row-level security modes: what ``rls enable`` (trusted) and ``rls enable --strict`` make.
+RLS_MODES = {"off": RLS_DISABLE, "trusted": RLS_ENABLE, "strict": RLS_ENABLE_STRICT}
+
+
+def set_row_level_security(conn: psycopg.Connection, mode: str) -> None:
+    """Put image_hashes' row-level security in ``mode`` (off, trusted or strict), in one
+    transaction."""
+    if mode not in RLS_MODES:
+        raise InvalidInput(f"row-level security mode {mode!r}: expected off, trusted or strict")
     with conn.transaction():
-        conn.execute(RLS_ENABLE if on else RLS_DISABLE)
+        conn.execute(RLS_MODES[mode])
 
 
-def row_level_security(conn: psycopg.Connection) -> bool:
-    """True when row-level security is on for image_hashes."""
+def row_level_security(conn: psycopg.Connection) -> str:
+    """image_hashes' row-level security: "off", "trusted" (the company in the setting
+    ahashdb.company_id), "strict" (the company a key bound the transaction to) or "closed"
+    (on with no policy: roles other than the owner see nothing)."""
     row = conn.execute(
-        "SELECT relrowsecurity FROM pg_class WHERE oid = 'image_hashes'::regclass"
-    ).fetchone()
-    return bool(row and row[0])
+        "SELECT c.relrowsecurity, (SELECT pg_get_expr(p.polqual, p.polrelid) FROM pg_policy p"
+        " WHERE p.polrelid = c.oid AND p.polname = 'ahashdb_tenant')"
+        " FROM pg_class c WHERE c.oid = 'image_hashes'::regclass").fetchone()
+    if not row or not row[0]:
+        return "off"
+    if row[1] is None:
+        return "closed"
+    return "strict" if "ahash_bound_company" in row[1] else "trusted"
 
 
 def partitions(conn: psycopg.Connection) -> int:
@@ -51,9 +65,10 @@ def partition(conn: psycopg.Connection, partitions: int) -> None:
     with conn.transaction():
         conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
-        owner, rls, acl = conn.execute(
-            "SELECT pg_get_userbyid(relowner), relrowsecurity, relacl FROM pg_class"
+        owner, acl = conn.execute(
+            "SELECT pg_get_userbyid(relowner), relacl FROM pg_class"
             " WHERE oid = 'image_hashes'::regclass").fetchone()
+        mode = row_level_security(conn)
         grants = conn.execute(
             "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
             " ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type"
@@ -90,8 +105,10 @@ def partition(conn: psycopg.Connection, partitions: int) -> None:
                 sql.SQL(privilege), sql.SQL(grantee)))
         conn.execute(sql.SQL("ALTER TABLE image_hashes OWNER TO {}").format(
             sql.Identifier(owner)))
-        if rls:
-            conn.execute(RLS_ENABLE)
+        if mode in RLS_MODES:
+            conn.execute(RLS_MODES[mode])
+        else:  # closed: on, with no policy
+            conn.execute("ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY")
     conn.execute("VACUUM (ANALYZE) image_hashes")
 
 
@@ -183,5 +200,6 @@ def create_application_role(conn: psycopg.Connection, name: str,
         conn.execute(sql.SQL(f"REVOKE ALL ON {_SHARED} FROM {{}}").format(role))
         for grant in APPLICATION_GRANTS:
             conn.execute(sql.SQL(grant).format(role=role))
-        conn.execute(RLS_ENABLE)
+        if row_level_security(conn) == "off":
+            conn.execute(RLS_ENABLE)
     return not exists

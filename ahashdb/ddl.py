@@ -15,6 +15,7 @@ __all__ = [
     "INDEX_DDL",
     "RLS_DISABLE",
     "RLS_ENABLE",
+    "RLS_ENABLE_STRICT",
     "chunk_sql",
     "chunk_values",
 ]
@@ -84,12 +85,27 @@ _TENANT = "company_id = NULLIF(current_setting('ahashdb.company_id', true), ''):
 #: Turns row-level security on for image_hashes (idempotent).
 RLS_ENABLE = f"""
 ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
 CREATE POLICY ahashdb_tenant ON image_hashes USING ({_TENANT}) WITH CHECK ({_TENANT});
 """
 #: Turns it off again.
 RLS_DISABLE = """
 DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
+ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE image_hashes DISABLE ROW LEVEL SECURITY;
+"""
+
+# Strict mode: the company is the one ahash_login('<key>') bound the current transaction
+# to, which no role can set by itself (schema 0011); forced on the table's owner as well
+# (superusers and BYPASSRLS roles still bypass it). The sub-select makes it one call per
+# statement, not one per row.
+_BOUND = "company_id = (SELECT ahash_bound_company())"
+#: Turns strict row-level security on for image_hashes (idempotent; replaces trusted mode).
+RLS_ENABLE_STRICT = f"""
+ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE image_hashes FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
+CREATE POLICY ahashdb_tenant ON image_hashes USING ({_BOUND}) WITH CHECK ({_BOUND});
 """
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -62,6 +63,8 @@ __all__ = [
     "RLS_ENABLE",
     "HashHex",
     "ahash_algorithm",
+    "ahash_api_keys",
+    "ahash_bindings",
     "ahash_hashers",
     "ahash_chunk_masks",
     "ahash_distance",
@@ -137,6 +140,32 @@ ahash_chunk_masks = Table(
     Column("weight", SmallInteger, nullable=False),
     Column("mask", Integer, nullable=False),
     PrimaryKeyConstraint("weight", "mask", name="ahash_chunk_masks_pkey"),
+)
+
+
+#: Tenant keys (schema 0011): only each key's SHA-256 is stored.
+ahash_api_keys = Table(
+    "ahash_api_keys",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), nullable=False),
+    Column("company_id", BigInteger, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("id", name="ahash_api_keys_pkey"),
+    UniqueConstraint("key_hash", name="ahash_api_keys_key_hash_key"),
+)
+
+#: Which company ahash_login bound each backend's current transaction to (unlogged).
+ahash_bindings = Table(
+    "ahash_bindings",
+    metadata,
+    Column("pid", Integer, nullable=False),
+    Column("xact", BigInteger, nullable=False),
+    Column("company_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("pid", name="ahash_bindings_pkey"),
+    prefixes=["UNLOGGED"],
 )
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import psycopg
 
-from .ddl import RLS_ENABLE
+from .ddl import RLS_ENABLE, RLS_ENABLE_STRICT
 
 __all__ = ["SCHEMA_SQL", "dump"]
 
 #: The committed file.
 SCHEMA_SQL = Path(__file__).resolve().parent / "sql" / "schema.sql"
 
-TABLES = ("ahash_chunk_masks", "ahash_hashers", "image_hashes")
+TABLES = ("ahash_api_keys", "ahash_bindings", "ahash_chunk_masks", "ahash_hashers",
+          "image_hashes")
 
 _HEADER = """\
 -- ahashdb: the whole SQL surface at schema revision {revision}, as the migrations leave it.
@@ -66,7 +67,10 @@ def _table(conn: psycopg.Connection, table: str) -> str:
         " ORDER BY contype, conname", (table,)).fetchall()
     lines += [f"CONSTRAINT {name} {definition}" for name, definition in constraints]
     body = ",\n  ".join(lines)
-    out = f"CREATE TABLE {table} (\n  {body}\n);"
+    unlogged = conn.execute("SELECT relpersistence = 'u' FROM pg_class WHERE oid = %s::regclass",
+                            (table,)).fetchone()
+    kind = "UNLOGGED TABLE" if unlogged and unlogged[0] else "TABLE"
+    out = f"CREATE {kind} {table} (\n  {body}\n);"
     comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
                            (table,)).fetchone()
     if comment and comment[0]:
@@ -116,16 +120,18 @@ def dump(conn: psycopg.Connection) -> str:
 
     early, late = _functions(conn)
     policy = "\n".join(f"-- {line}" for line in RLS_ENABLE.strip().splitlines())
+    strict = "\n".join(f"-- {line}" for line in RLS_ENABLE_STRICT.strip().splitlines())
     sections = [
         _HEADER.format(revision=read_revision(conn)),
         "-- Types\n\n" + "\n\n".join(_enums(conn)),
-        "-- Functions the tables' generated columns and other functions build on\n\n"
+        "-- Functions the tables' generated columns and other functions build on (immutable)\n\n"
         + "\n\n".join(early),
         "-- Tables and their indexes\n\n"
         + "\n\n".join(_table(conn, t) for t in TABLES),
-        "-- Searches\n\n" + "\n\n".join(late),
+        "-- Functions that read the tables: the searches and the tenant binding\n\n"
+        + "\n\n".join(late),
         "-- Row-level security is not part of the migrations: `ahashdb rls enable` runs\n"
-        + policy,
+        + policy + "\n\n-- and `ahashdb rls enable --strict` runs\n" + strict,
     ]
     return "\n\n".join(s.rstrip() for s in sections) + "\n"
 

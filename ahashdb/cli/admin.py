@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +10,6 @@ import typer
 from .. import embedded
 from ..config import redact, resolve_database_url
 from ..connection import SCHEMA_REVISION
-from ..errors import InvalidInput
 from ..output import Format, render, render_object
 from ..store import HashStore
 from .common import (
@@ -23,8 +20,6 @@ from .common import (
     err,
     errors,
     open_store,
-    rls_app,
-    roles_app,
     server_app,
 )
 
@@ -178,100 +173,6 @@ def partition(
         store.close()
     typer.echo(f"image_hashes: {partitions} partition{'s' if partitions > 1 else ''}"
                f" (was {before}), {rows:,} rows, {time.perf_counter() - t0:.1f} s")
-
-
-# --- rls -------------------------------------------------------------------------------------
-
-
-@rls_app.command("enable")
-def rls_enable(ctx: typer.Context) -> None:
-    """Restrict every role but the table's owner to one company's rows.
-
-    After this, an application role (not the owner, not a superuser, no BYPASSRLS) reads and
-    writes only rows whose company_id equals the session setting ahashdb.company_id, even with
-    hand-written SQL; with the setting unset it sees nothing. Run it as the table's owner.
-
-    Example:  ahashdb rls enable
-    In the application's session:  SET ahashdb.company_id = '7';
-    """
-    with errors(ctx):
-        store = open_store(ctx)
-        store.enable_row_level_security()
-        store.close()
-    typer.echo("row-level security on: roles other than the owner see only the company in"
-               " ahashdb.company_id")
-
-
-@rls_app.command("disable")
-def rls_disable(ctx: typer.Context) -> None:
-    """Turn row-level security off (every role with SELECT sees every company again).
-
-    Example:  ahashdb rls disable
-    """
-    with errors(ctx):
-        store = open_store(ctx)
-        store.disable_row_level_security()
-        store.close()
-    typer.echo("row-level security off")
-
-
-@rls_app.command("status")
-def rls_status(ctx: typer.Context) -> None:
-    """Say whether row-level security is on.
-
-    Example:  ahashdb rls status
-    """
-    with errors(ctx):
-        store = open_store(ctx)
-        on = store.row_level_security()
-        store.close()
-    typer.echo("row-level security on" if on else "row-level security off")
-
-
-# --- roles ------------------------------------------------------------------------------------
-
-
-@roles_app.command("create")
-def roles_create(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The role to create or reset.",
-                                        show_default=False)],
-    password_file: Annotated[Path | None, typer.Option(
-        "--password-file", help="Read the role's password from the first line of this file"
-        " (- for stdin); without it the role gets no password (peer or certificate login).",
-        show_default=False, readable=False)] = None,
-) -> None:
-    """Create a login role for an application with exactly what ahashdb needs, and nothing
-    more: SELECT, INSERT and DELETE on image_hashes rows under row-level security (turned on
-    here), SELECT on ahash_chunk_masks and alembic_version, SELECT and INSERT on
-    ahash_hashers. It cannot update rows, change shared tables or alter the schema.
-
-    Run as the tables' owner. Running it again resets the role's grants (and password).
-
-    \b
-    Example:
-      ahashdb roles create app_web --password-file app_web.secret
-      then connect as app_web and SET ahashdb.company_id = '7' (HashStore(url, tenant=7))
-    """
-    with errors(ctx):
-        password = None
-        if password_file is not None:
-            text = sys.stdin.read() if str(password_file) == "-" else _read_secret(password_file)
-            password = text.splitlines()[0] if text.strip() else None
-            if not password:
-                raise InvalidInput(f"--password-file {password_file}: empty")
-        store = open_store(ctx)
-        new = store.create_application_role(name, password)
-        store.close()
-    typer.echo(f"role {name} {'created' if new else 'reset'}: rows of one company at a time"
-               " (row-level security on)")
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"--password-file {path}: {exc.strerror or exc}") from None
 
 
 # --- server ----------------------------------------------------------------------------------

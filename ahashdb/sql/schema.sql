@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0010, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0011, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -6,7 +6,7 @@
 
 CREATE TYPE ahash_algorithm AS ENUM ('ahash', 'phash', 'dhash', 'whash');
 
--- Functions the tables' generated columns and other functions build on
+-- Functions the tables' generated columns and other functions build on (immutable)
 
 CREATE OR REPLACE FUNCTION public.ahash_algorithm_code(algorithm ahash_algorithm)
  RETURNS smallint
@@ -76,6 +76,24 @@ RETURN lpad(to_hex(h), 16, '0'::text);
 
 -- Tables and their indexes
 
+CREATE TABLE ahash_api_keys (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  company_id bigint NOT NULL,
+  name text,
+  key_hash bytea NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  revoked_at timestamp with time zone,
+  CONSTRAINT ahash_api_keys_pkey PRIMARY KEY (id),
+  CONSTRAINT ahash_api_keys_key_hash_key UNIQUE (key_hash)
+);
+
+CREATE UNLOGGED TABLE ahash_bindings (
+  pid integer NOT NULL,
+  xact bigint NOT NULL,
+  company_id bigint NOT NULL,
+  CONSTRAINT ahash_bindings_pkey PRIMARY KEY (pid)
+);
+
 CREATE TABLE ahash_chunk_masks (
   weight smallint NOT NULL,
   mask integer NOT NULL,
@@ -115,7 +133,14 @@ CREATE INDEX image_hashes_c1_idx ON public.image_hashes USING btree (c1, algorit
 CREATE INDEX image_hashes_c2_idx ON public.image_hashes USING btree (c2, algorithm_code, company_id) INCLUDE (hash, meta_id) WITH (fillfactor='80');
 CREATE INDEX image_hashes_c3_idx ON public.image_hashes USING btree (c3, algorithm_code, company_id) INCLUDE (hash, meta_id) WITH (fillfactor='80');
 
--- Searches
+-- Functions that read the tables: the searches and the tenant binding
+
+CREATE OR REPLACE FUNCTION public.ahash_bound_company()
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE PARALLEL RESTRICTED SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+RETURN (SELECT b.company_id FROM ahash_bindings b WHERE ((b.pid = pg_backend_pid()) AND (b.xact = ((pg_current_xact_id_if_assigned())::text)::bigint)));
 
 CREATE OR REPLACE FUNCTION public.ahash_company_rows_estimate(company bigint)
  RETURNS double precision
@@ -155,6 +180,27 @@ BEGIN
   RETURN tuples * (1 - coalesce((SELECT sum(f) FROM unnest(freqs) AS f), 0))
          / greatest(CASE WHEN distinct_vals < 0 THEN -distinct_vals * tuples
                          ELSE distinct_vals END - coalesce(cardinality(freqs), 0), 1);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ahash_login(key text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+  company bigint;
+BEGIN
+  SELECT k.company_id INTO company FROM public.ahash_api_keys k
+   WHERE k.key_hash = sha256(convert_to(key, 'UTF8')) AND k.revoked_at IS NULL;
+  IF company IS NULL THEN
+    RAISE EXCEPTION 'ahash_login: unknown or revoked key' USING ERRCODE = '28000';
+  END IF;
+  INSERT INTO public.ahash_bindings (pid, xact, company_id)
+  VALUES (pg_backend_pid(), pg_current_xact_id()::text::bigint, company)
+  ON CONFLICT (pid) DO UPDATE SET xact = EXCLUDED.xact, company_id = EXCLUDED.company_id;
+  RETURN company;
 END
 $function$;
 
@@ -518,5 +564,12 @@ $function$;
 
 -- Row-level security is not part of the migrations: `ahashdb rls enable` runs
 -- ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
+-- ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY;
 -- DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
 -- CREATE POLICY ahashdb_tenant ON image_hashes USING (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint) WITH CHECK (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint);
+
+-- and `ahashdb rls enable --strict` runs
+-- ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
+-- ALTER TABLE image_hashes FORCE ROW LEVEL SECURITY;
+-- DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
+-- CREATE POLICY ahashdb_tenant ON image_hashes USING (company_id = (SELECT ahash_bound_company())) WITH CHECK (company_id = (SELECT ahash_bound_company()));
