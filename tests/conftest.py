@@ -8,6 +8,8 @@ creates its own database ``ahashdb_test_<pid>``, migrates it once, and drops it 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,9 +67,16 @@ def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     if url:
         yield make_url(libpq_url(url)).set(database="postgres").render_as_string(False)
         return
-    pgdata = tmp_path_factory.mktemp("embedded") / "pgdata"
-    yield embedded.start(pgdata, database="postgres")
-    embedded.stop(pgdata)
+    # As root the server runs as another user, which must be able to enter the folder;
+    # pytest's own temporary folders are private to root, so this one is made apart.
+    base = Path(tempfile.mkdtemp(prefix="ahashdb-test-"))
+    base.chmod(0o711)
+    pgdata = base / "pgdata"
+    try:
+        yield embedded.start(pgdata, database="postgres")
+    finally:
+        embedded.stop(pgdata)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _database_url(server: str, name: str) -> str:
