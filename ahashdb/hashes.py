@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import string
 import warnings
@@ -165,11 +166,30 @@ def _describe(source: object) -> str:
     return getattr(source, "name", None) or f"<{type(source).__name__}>"
 
 
+#: The largest image decoded, in pixels (``$AHASHDB_MAX_PIXELS``; default 64 million, a
+#: 61-megapixel camera's photos included). Decoding and converting to grayscale take about
+#: 5 bytes a pixel (a 61 MP JPEG: about 360 MB peak for one hashing process); larger images
+#: are refused before decoding.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+def max_pixels() -> int:
+    """The pixel limit in force (``$AHASHDB_MAX_PIXELS``, else DEFAULT_MAX_PIXELS)."""
+    raw = os.environ.get("AHASHDB_MAX_PIXELS", "")
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise InvalidInput(f"AHASHDB_MAX_PIXELS {raw!r}: expected a whole number") from None
+    if value < 1:
+        raise InvalidInput(f"AHASHDB_MAX_PIXELS {value}: expected 1 or more")
+    return value
+
+
 def open_image(source: ImageLike) -> Image.Image:
     """Open and fully decode an image, turning every failure into :class:`ImageError`.
 
-    Decompression bombs (more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) are refused
-    before decoding.
+    Images of more than :func:`max_pixels` pixels, and decompression bombs (more than
+    ``PIL.Image.MAX_IMAGE_PIXELS``), are refused before decoding.
     """
     if isinstance(source, Image.Image):
         return source
@@ -202,11 +222,19 @@ def open_image(source: ImageLike) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow checks the size in the header, before decoding, and warns (here: fails)
+            # past MAX_IMAGE_PIXELS.
+            Image.MAX_IMAGE_PIXELS = max_pixels()
             img = Image.open(fp)  # type: ignore[arg-type]
             img.load()
         return img
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]):,} pixels" if found else "too many pixels"
+        raise ImageError(
+            f"{name}: refused as a decompression bomb ({size}, more than the limit of"
+            f" {Image.MAX_IMAGE_PIXELS:,}; raise it with --max-pixels or AHASHDB_MAX_PIXELS)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image Pillow can read") from None
     except FileNotFoundError:

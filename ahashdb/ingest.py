@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import glob
 import json
 import multiprocessing
 import os
@@ -102,17 +101,51 @@ def _parse_id(name: str, value: object) -> int:
 # --- inputs ----------------------------------------------------------------------------------
 
 
-def _walk(folder: str) -> Iterator[str]:
-    # os.walk does not follow symlinked folders, so symlink loops cannot trap it.
-    for root, dirs, files in os.walk(folder, onerror=None):
+def _walk(folder: str, follow_links: bool = False) -> Iterator[str]:
+    """Files under ``folder``, sorted, hidden ones left out. Links to folders are not
+    entered unless ``follow_links``; then each folder is entered once (by device and inode),
+    so a link loop cannot repeat or trap the walk."""
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=follow_links):
+        if follow_links:
+            try:
+                st = os.stat(root)
+            except OSError:
+                dirs[:] = []
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
                 yield os.path.join(root, name)
 
 
-def iter_paths(paths: Iterable[str], stdin: TextIO | None = None) -> Iterator[str]:
-    """Expand files, folders (recursively), globs and ``-`` (paths on stdin, one a line)."""
+def _glob(pattern: str) -> Iterator[str]:
+    """Paths matching ``pattern`` (``**`` spans folders), sorted; the ``**`` and ``*`` parts
+    never pass through a link to a folder (Python's own recursive glob does, and repeats
+    each file once per turn of a link loop)."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if GLOB_CHARS & set(part))
+    anchor = Path(*parts[:fixed]) if fixed else Path()
+    rest = str(Path(*parts[fixed:]))
+    hidden_asked = any(part.startswith(".") for part in Path(rest).parts)
+    for match in sorted(anchor.glob(rest)):
+        relative = match.relative_to(anchor).parts
+        if not hidden_asked and any(part.startswith(".") for part in relative):
+            continue  # as glob and folder walks: hidden names only when asked for
+        below = relative[:-1]
+        if not any(anchor.joinpath(*below[:k + 1]).is_symlink() for k in range(len(below))):
+            yield str(match)
+
+
+def iter_paths(paths: Iterable[str], stdin: TextIO | None = None,
+               follow_links: bool = False) -> Iterator[str]:
+    """Expand files, folders (recursively), globs and ``-`` (paths on stdin, one a line).
+    Links to folders inside a folder or a glob are not followed unless ``follow_links``
+    (folders only: a glob never follows them)."""
     for p in paths:
         if p == "-":
             for line in stdin or sys.stdin:
@@ -120,13 +153,13 @@ def iter_paths(paths: Iterable[str], stdin: TextIO | None = None) -> Iterator[st
                 if line:
                     yield line
         elif os.path.isdir(p):
-            yield from _walk(p)
+            yield from _walk(p, follow_links)
         elif not os.path.lexists(p) and GLOB_CHARS & set(p):
             matched = False
-            for m in glob.iglob(p, recursive=True):
+            for m in _glob(p):
                 matched = True
                 if os.path.isdir(m):
-                    yield from _walk(m)
+                    yield from _walk(m, follow_links)
                 else:
                     yield m
             if not matched:
@@ -146,10 +179,11 @@ def meta_id_from_stem(path: str) -> int | None:
 
 
 def items_from_paths(
-    paths: Iterable[str], *, meta_id: int | None = None, stdin: TextIO | None = None
+    paths: Iterable[str], *, meta_id: int | None = None, stdin: TextIO | None = None,
+    follow_links: bool = False,
 ) -> Iterator[Item]:
     """Items for paths: meta_id from ``meta_id`` or else from an integer file stem."""
-    for p in iter_paths(paths, stdin):
+    for p in iter_paths(paths, stdin, follow_links):
         mid = meta_id if meta_id is not None else meta_id_from_stem(p)
         yield Item(path=p, meta_id=mid, source=p)
 
@@ -190,17 +224,28 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise InvalidInput(f"{path}:{n + 1}: not valid CSV ({exc})") from None
 
 
-def _record_ids(rec: dict[str, Any]) -> tuple[int, int | None]:
-    """(meta_id, company_id or None) of a manifest or hashes-file record."""
+COMPANY_COLUMN_REFUSED = ("has a company_id, and --company-id was given: pass"
+                          " --allow-company-column to let rows choose their company")
+
+
+def _record_ids(rec: dict[str, Any], company_id: int | None = None,
+                allow_company_column: bool = False) -> tuple[int, int | None]:
+    """(meta_id, company_id) of a manifest or hashes-file record: the row's company_id
+    when it has one, else ``company_id``. A row's company_id beside a given ``company_id``
+    is refused unless ``allow_company_column``: a file must not move rows into other
+    tenants behind the caller's back."""
     if rec.get("meta_id") in (None, ""):
         raise InvalidInput("no meta_id")
     cid = rec.get("company_id")
-    return _parse_id("meta_id", rec["meta_id"]), (
-        None if cid in (None, "") else _parse_id("company_id", cid)
-    )
+    if cid in (None, ""):
+        return _parse_id("meta_id", rec["meta_id"]), company_id
+    if company_id is not None and not allow_company_column:
+        raise InvalidInput(f"this row {COMPANY_COLUMN_REFUSED}")
+    return _parse_id("meta_id", rec["meta_id"]), _parse_id("company_id", cid)
 
 
-def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
+def items_from_manifest(manifest: str | os.PathLike, *, company_id: int | None = None,
+                        allow_company_column: bool = False) -> Iterator[Item]:
     """Items from a manifest: columns ``path``, ``meta_id``, optional ``company_id``, ``source``.
 
     Relative paths are relative to the manifest's folder. A malformed row becomes an item
@@ -216,7 +261,7 @@ def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
             continue
         full = str(raw_path) if os.path.isabs(str(raw_path)) else str(base / str(raw_path))
         try:
-            mid, cid = _record_ids(rec)
+            mid, cid = _record_ids(rec, company_id, allow_company_column)
         except InvalidInput as exc:
             yield Item(path=full, error=f"{where}: {exc}")
             continue
@@ -228,17 +273,18 @@ def items_from_manifest(manifest: str | os.PathLike) -> Iterator[Item]:
 
 
 def read_hash_rows(
-    path: str | os.PathLike, *, company_id: int | None = None
+    path: str | os.PathLike, *, company_id: int | None = None,
+    allow_company_column: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Rows of precomputed hashes (CSV/JSONL: ``hash`` as 16 hex, ``meta_id``, optional
-    ``company_id`` and ``source``) for :meth:`HashStore.insert_many`."""
+    ``company_id`` and ``source``) for :meth:`HashStore.insert_many`; a row's company_id
+    beside ``company_id`` is refused unless ``allow_company_column``."""
     p = Path(path)
     for n, rec in _records(p):
         where = f"{p}:{n}"
         try:
             h = from_hex(str(rec.get("hash", "")))
-            mid, cid = _record_ids(rec)
-            cid = company_id if cid is None else cid
+            mid, cid = _record_ids(rec, company_id, allow_company_column)
             if cid is None:
                 raise InvalidInput("no company_id (add the column or pass --company-id)")
             source = rec.get("source") or None

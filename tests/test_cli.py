@@ -146,7 +146,14 @@ def test_manifest_csv_and_jsonl_and_meta_id_option(store: HashStore, photos: Pat
     jl = photos / "m.jsonl"
     jl.write_text(json.dumps({"path": str(photos / "102.jpg"), "meta_id": 9003,
                               "company_id": 3}) + "\n")
-    assert run(store.url, "ingest", "--manifest", str(jl), "--company-id", "2").exit_code == 0
+    # A row's company_id beside --company-id is refused (it would move rows into another
+    # tenant) unless --allow-company-column says so.
+    refused = run(store.url, "ingest", "--manifest", str(jl), "--company-id", "2")
+    assert refused.exit_code == 1
+    assert "has a company_id, and --company-id was given" in refused.stderr
+    assert store.count(company_id=3) == 0
+    assert run(store.url, "ingest", "--manifest", str(jl), "--company-id", "2",
+               "--allow-company-column").exit_code == 0
     assert run(store.url, "ingest", str(photos / "104.jpg"), "--company-id", "2",
                "--meta-id", "77").exit_code == 0
     got = {(c, m, s) for c, m, s in store.connection.execute(
@@ -166,6 +173,11 @@ def test_hashes_file(store: HashStore, tmp_path: Path) -> None:
     f = tmp_path / "h.csv"
     f.write_text("hash,meta_id,company_id,source\nffd7918181c9ffff,1,4,a\n9f172786e71f1e00,2,,b\n")
     result = run(store.url, "ingest", "--hashes", str(f), "--company-id", "9")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {f}:2: this row has a company_id, and --company-id")
+    assert stored(store) == []
+    result = run(store.url, "ingest", "--hashes", str(f), "--company-id", "9",
+                 "--allow-company-column")
     assert result.exit_code == 0, result.output
     assert stored(store) == [(4, 1, "ffd7918181c9ffff"), (9, 2, "9f172786e71f1e00")]
     bad = tmp_path / "bad.csv"

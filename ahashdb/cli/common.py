@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -99,11 +100,18 @@ def _main(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    max_pixels: Annotated[int | None, typer.Option(
+        "--max-pixels", envvar="AHASHDB_MAX_PIXELS", min=1,
+        help="Refuse images larger than this many pixels before decoding them (decoding"
+        " takes 3-4 bytes a pixel per hashing process) [default: 64000000].",
+        show_default=False)] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    if max_pixels is not None:  # read by every hashing process, workers included
+        os.environ["AHASHDB_MAX_PIXELS"] = str(max_pixels)
     ctx.obj = State(database_url=database_url, debug=debug)
 
 

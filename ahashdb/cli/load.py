@@ -101,6 +101,14 @@ def ingest(
         show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     algorithm: AlgorithmOpt = Algorithm.ahash,
+    follow_links: Annotated[bool, typer.Option(
+        "--follow-links", help="Enter links to folders inside the folders given (each folder"
+        " once, so link loops end). By default they are skipped; globs never follow them.")
+    ] = False,
+    allow_company_column: Annotated[bool, typer.Option(
+        "--allow-company-column", help="With --company-id: let a manifest's or hashes"
+        " file's company_id column put rows in other companies (refused by default).")
+    ] = False,
 ) -> None:
     """Hash images and store them, skipping what is already stored.
 
@@ -162,15 +170,19 @@ def ingest(
                         writer.writerow([path, reason])
 
                 if hashes_file is not None:
-                    rows = ing.read_hash_rows(hashes_file, company_id=company_id)
+                    rows = ing.read_hash_rows(hashes_file, company_id=company_id,
+                                              allow_company_column=allow_company_column)
                     summary = ing.ingest_hashes(store, rows, on_progress=progress.advance,
                                                 stop=stop, algorithm=algorithm.value,
                                                 writers=writers, batch_size=batch_size or 50_000)
                 else:
                     if manifest is not None:
-                        items = ing.items_from_manifest(manifest)
+                        items = ing.items_from_manifest(
+                            manifest, company_id=company_id,
+                            allow_company_column=allow_company_column)
                     else:
-                        items = ing.items_from_paths(paths or [], meta_id=meta_id)
+                        items = ing.items_from_paths(paths or [], meta_id=meta_id,
+                                                     follow_links=follow_links)
                     summary = ing.ingest_files(
                         store, items, company_id=company_id, workers=workers,
                         batch_size=batch_size or 1000, on_error=on_error,
