@@ -298,22 +298,36 @@ def test_searches_during_an_ingest_see_consistent_results(store: HashStore) -> N
     before = [store.search(q, company_id=6, max_distance=12) for q in queries]
     stop = threading.Event()
 
-    def ingest_elsewhere() -> None:
+    def ingest_into_the_same_company() -> None:
+        # Rows one bit from every stored one, so each search's answer grows as batches land.
         with HashStore(store.url) as s:
-            i = 0
+            i = 10_000
             while not stop.is_set():
-                s.insert_many(((v ^ 1, 7, i + m) for v, _, m in base), batch_size=500)
+                s.insert_many(((v ^ 1, 6, i + m) for v, _, m in base), batch_size=500)
                 i += 10_000
 
-    t = threading.Thread(target=ingest_elsewhere)
+    t = threading.Thread(target=ingest_into_the_same_company)
     t.start()
+    grew = 0
     try:
+        deadline = time.monotonic() + 60
+        while store.count(6) == len(base):  # wait for the first committed batch
+            assert time.monotonic() < deadline, "the writer committed nothing in 60 s"
+            time.sleep(0.01)
         for _ in range(5):
-            assert [store.search(q, company_id=6, max_distance=12) for q in queries] == before
+            for q, old in zip(queries, before, strict=True):
+                now = store.search(q, company_id=6, max_distance=12)
+                ids = {m.id for m in now}
+                assert {m.id for m in old} <= ids  # nothing stored before went missing
+                assert [(m.distance, m.id) for m in now] == sorted(
+                    (m.distance, m.id) for m in now)
+                assert all(m.meta_id >= 10_000 for m in now if m.id not in
+                           {o.id for o in old})  # anything new is the writer's
+                grew += len(now) > len(old)
     finally:
         stop.set()
         t.join()
-    assert store.count(7) > 0
+    assert grew > 0  # the searches did run while rows were arriving
 
 
 # --- 4. database faults ----------------------------------------------------------------------
@@ -419,3 +433,35 @@ def test_low_information_images_are_stored_with_a_warning_and_counted(
     assert store.stats(12)["low_information_hashes"] == 5
     assert dict(store.hashes_of(company_id=12, meta_id=7)[:1]).popitem()[1] == \
         dict(store.hashes_of(company_id=12, meta_id=6)[:1]).popitem()[1]
+
+
+def _peak_kib(*args: str, env: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """Hash in a fresh process: (its output lines, its own peak memory in KiB)."""
+    probe = (
+        "import re, sys\n"
+        "from ahashdb.hashes import average_hash\n"
+        "from ahashdb.errors import ImageError\n"
+        "try:\n    print(f'{average_hash(sys.argv[1]):016x}')\n"
+        "except ImageError as e:\n    print(e)\n"
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                         check=True, env={**os.environ, **(env or {})}).stdout.splitlines()
+    return out[:-1], int(out[-1])
+
+
+def test_the_pixel_limit_bounds_a_hashing_process_and_refuses_before_decoding(
+    tmp_path: Path,
+) -> None:
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (2000, 4000, 3), np.uint8)
+                    ).resize((9000, 8000)).save(big, quality=70)  # 72 MP
+    _, baseline = _peak_kib(str(tmp_path / "missing.jpg"))
+    lines, peak = _peak_kib(str(big))
+    assert "refused as a decompression bomb (72,000,000 pixels, more than the limit of" \
+        " 64,000,000" in lines[0]
+    assert peak - baseline < 30_000  # KiB: refused from the header, nothing decoded
+    lines, peak = _peak_kib(str(big), env={"AHASHDB_MAX_PIXELS": "80000000"})
+    assert lines[0] == f"{imagehash.average_hash(Image.open(big))}"
+    # Measured: about 5 bytes a pixel while decoding and converting (72 MP: ~360 MB).
+    assert (peak - baseline) * 1024 < 6 * 72_000_000
