@@ -3,6 +3,7 @@ tested against the real database (see docs/guarantees.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import imagehash
@@ -23,6 +25,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ahashdb import HashStore
+from ahashdb.config import libpq_url
 from ahashdb.errors import ImageError
 from ahashdb.hashes import average_hash, to_signed
 from ahashdb.ingest import ingest_files, items_from_paths
@@ -180,6 +183,28 @@ def test_an_unreadable_file_is_reported_not_fatal(tmp_path: Path) -> None:
 # --- 2. crash safety and interruption ---------------------------------------------------------
 
 
+def _wait_for(condition: Callable[[], bool], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the database"
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def _holding_writes(store: HashStore) -> Iterator[None]:
+    """Block writers of image_hashes (readers go on) until the block ends."""
+    with psycopg.connect(libpq_url(store.url), application_name="ahashdb-test-lock") as holder:
+        holder.execute("LOCK TABLE image_hashes IN SHARE MODE")
+        yield
+
+
+def _waiting_on_a_lock(store: HashStore) -> bool:
+    row = store.connection.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND application_name = 'ahashdb' AND wait_event_type = 'Lock'").fetchone()
+    return bool(row and row[0])
+
+
 def test_kill_9_at_random_moments_then_rerun_stores_every_file_once(
     store: HashStore, tmp_path: Path
 ) -> None:
@@ -190,9 +215,13 @@ def test_kill_9_at_random_moments_then_rerun_stores_every_file_once(
     rng = random.Random(20261125)
     counts = []
     for _ in range(CRASH_TRIALS):
+        before = store.count(8)
         proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(0.3, 2.0))
+        # Kill at a random moment after this run's first committed batch (or its end): the
+        # database's state decides when, not this machine's speed.
+        _wait_for(lambda b=before, p=proc: store.count(8) > b or p.poll() is not None)
+        time.sleep(rng.uniform(0, 0.15))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         stored = store.count(8)
@@ -219,19 +248,20 @@ def test_ctrl_c_finishes_the_current_batch_reports_and_exits_130(
     folder = photo_folder(tmp_path / "sigint", n)
     cmd = cli_command("ingest", str(folder), "--company-id", "9", "--batch-size", "10",
                       "--workers", "2")
-    proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while store.count(9) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    with _holding_writes(store):
+        proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        # Its first batch waits on the lock: Ctrl-C lands mid-ingest however fast it runs.
+        _wait_for(lambda: _waiting_on_a_lock(store))
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+        time.sleep(0.2)  # let the signal arrive before the lock goes
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     summary = re.search(r"(\d+) inputs before the interruption: (\d+) added", err)
     assert summary, err
     seen, added = int(summary[1]), int(summary[2])
-    assert 0 < added == seen < n
+    assert added == seen < n
     assert store.count(9) == added  # what it said it stored is what is stored
     assert "run the same command again" in err
     again = subprocess.run(cmd, env=env_for(store.url), capture_output=True, text=True,
@@ -354,13 +384,13 @@ def test_connection_killed_mid_ingest_loses_nothing_and_rerun_completes(
     cmd = cli_command("ingest", str(folder), "--company-id", "10", "--batch-size", str(batch))
     proc = subprocess.Popen(cmd, env=env_for(store.url), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while store.count(10) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    killed = store.connection.execute(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND application_name = 'ahashdb'"
-        " AND pid <> pg_backend_pid()").fetchone()[0]
+    _wait_for(lambda: store.count(10) > 0)
+    with _holding_writes(store):  # the next batch waits: the kill lands mid-ingest
+        _wait_for(lambda: _waiting_on_a_lock(store))
+        killed = store.connection.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'ahashdb'"
+            " AND pid <> pg_backend_pid()").fetchone()[0]
     assert killed >= 1
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err

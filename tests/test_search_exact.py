@@ -69,6 +69,8 @@ def load(store: HashStore,
     store.connection.execute("TRUNCATE image_hashes RESTART IDENTITY")
     for algorithm in ALGORITHMS:
         store.insert_many([r[:3] for r in rows if r[3] == algorithm], algorithm=algorithm)
+    # Real statistics for ahash_search's plan choice (TRUNCATE left none, or stale ones).
+    store.connection.execute("ANALYZE image_hashes")
     return store.connection.execute(
         "SELECT id, company_id, hash, algorithm::text FROM image_hashes").fetchall()
 
@@ -105,6 +107,25 @@ def test_nearest_equals_brute_force(store: HashStore, data, k: int) -> None:  # 
         got = store.nearest(query, company_id=company, k=k, all_companies=company is None,
                             algorithm=algorithm)
         assert [(m.distance, m.id) for m in got] == expected
+
+
+def test_the_plan_switch_with_real_statistics_keeps_answers_exact(store: HashStore) -> None:
+    # A large company and a small one, analyzed: as T grows the plan turns from the chunk
+    # indexes to a scan (earlier for the small company), and every answer stays exact.
+    big = [((i * 0x9E3779B97F4A7C15) & ((1 << 64) - 1), 1, i) for i in range(20_000)]
+    small = [((i * 0xD1B54A32D192ED03) & ((1 << 64) - 1), 2, i) for i in range(40)]
+    stored = load(store, [(*r, "ahash") for r in big + small])
+    conn = store.connection
+    plans = set()
+    for company in (1, 2):
+        for t in range(0, 33, 2):
+            plan = conn.execute("SELECT ahash_search_plan(%s, %s)", (company, t)).fetchone()[0]
+            plans.add((company, plan))
+            query = big[t][0] ^ 0b1011
+            got = store.search(query, company_id=company, max_distance=t)
+            assert [(m.distance, m.id) for m in got] == brute(stored, query, company, t), (
+                company, t, plan)
+    assert {(1, "index"), (1, "scan"), (2, "scan")} <= plans
 
 
 @pytest.mark.parametrize("t", [0, 4, 10])
