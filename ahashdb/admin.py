@@ -172,15 +172,17 @@ def stats(conn: psycopg.Connection, company_id: int | None) -> dict[str, Any]:
     }
 
 
-#: What an application role may do: rows of image_hashes (under row-level security), read
-#: the shared tables, and record a new imagehash/Pillow version (a row no search reads).
+#: What an application role may do: rows of image_hashes and ahash_decisions (under
+#: row-level security), read the shared tables, and record a new imagehash/Pillow version
+#: (a row no search reads).
 APPLICATION_GRANTS = (
     "GRANT USAGE ON SCHEMA public TO {role}",
     "GRANT SELECT, INSERT, DELETE ON image_hashes TO {role}",
     "GRANT SELECT ON ahash_chunk_masks, alembic_version TO {role}",
     "GRANT SELECT, INSERT ON ahash_hashers TO {role}",
+    "GRANT SELECT, INSERT, DELETE ON ahash_decisions TO {role}",
 )
-_SHARED = "image_hashes, ahash_chunk_masks, ahash_hashers, alembic_version"
+_SHARED = "image_hashes, ahash_chunk_masks, ahash_hashers, alembic_version, ahash_decisions"
 
 
 def create_application_role(conn: psycopg.Connection, name: str,

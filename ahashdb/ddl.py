@@ -82,30 +82,35 @@ INDEX_DDL: dict[str, str] = {
 # Row-level security ("trusted application" mode): a role other than the owner sees the rows
 # of the company in the session setting ahashdb.company_id, and none without it.
 _TENANT = "company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint"
-#: Turns row-level security on for image_hashes (idempotent).
-RLS_ENABLE = f"""
-ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
-CREATE POLICY ahashdb_tenant ON image_hashes USING ({_TENANT}) WITH CHECK ({_TENANT});
-"""
+#: The tables that hold one company's rows, each kept to its company by the same policy.
+TENANT_TABLES = ("image_hashes", "ahash_decisions")
+
+
+def _rls(condition: str | None, force: bool) -> str:
+    statements = []
+    for table in TENANT_TABLES:
+        statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;" if condition
+                          else "")
+        statements.append(f"ALTER TABLE {table} {'' if force else 'NO '}FORCE ROW LEVEL"
+                          " SECURITY;")
+        statements.append(f"DROP POLICY IF EXISTS ahashdb_tenant ON {table};")
+        if condition:
+            statements.append(f"CREATE POLICY ahashdb_tenant ON {table} USING ({condition})"
+                              f" WITH CHECK ({condition});")
+        else:
+            statements.append(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;")
+    return "\n" + "\n".join(s for s in statements if s) + "\n"
+
+
+#: Turns row-level security on for the tenant tables (idempotent).
+RLS_ENABLE = _rls(_TENANT, force=False)
 #: Turns it off again.
-RLS_DISABLE = """
-DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
-ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY;
-ALTER TABLE image_hashes DISABLE ROW LEVEL SECURITY;
-"""
+RLS_DISABLE = _rls(None, force=False)
 
 # Strict mode: the company is the one ahash_login('<key>') bound the current transaction
 # to, which no role can set by itself (schema 0011); forced on the table's owner as well
 # (superusers and BYPASSRLS roles still bypass it). The sub-select makes it one call per
 # statement, not one per row.
 _BOUND = "company_id = (SELECT ahash_bound_company())"
-#: Turns strict row-level security on for image_hashes (idempotent; replaces trusted mode).
-RLS_ENABLE_STRICT = f"""
-ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE image_hashes FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
-CREATE POLICY ahashdb_tenant ON image_hashes USING ({_BOUND}) WITH CHECK ({_BOUND});
-"""
-
+#: Turns strict row-level security on (idempotent; replaces trusted mode).
+RLS_ENABLE_STRICT = _rls(_BOUND, force=True)

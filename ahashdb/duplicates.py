@@ -10,7 +10,7 @@ where the same rule holds. A pair is reported by the first part it agrees on, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import psycopg
@@ -18,7 +18,8 @@ import psycopg
 from .hashes import to_hex
 from .search import Match, company_hashes, sources
 
-__all__ = ["components", "duplicate_groups", "duplicate_pairs", "groups", "pairs_within"]
+__all__ = ["components", "decided_apart", "duplicate_groups", "duplicate_pairs", "groups",
+           "pairs_within"]
 
 SMALL_GROUP = 1024  # groups up to this size are compared pair by pair
 
@@ -177,11 +178,55 @@ def duplicate_groups(conn: psycopg.Connection, company_id: int, max_distance: in
                    for r in rows]
         pending.clear()
 
-    for rows in groups(labels):
+    apart = decided_apart(conn, company_id)
+    found_groups: Iterable[np.ndarray] = groups(labels)
+    if apart:  # pairs people said are not duplicates: their groups split where they join
+        found_groups = sorted(
+            (piece for g in found_groups
+             for piece in _split(g, ids, hashes, max_distance, apart)),
+            key=lambda g: (-len(g), int(ids[g].min())))
+    for rows in found_groups:
         pending.append(rows)
         if sum(len(g) for g in pending) >= 10_000:
             yield from flush()
     yield from flush()
+
+
+def decided_apart(conn: psycopg.Connection, company_id: int) -> set[tuple[int, int]]:
+    """Pairs of row ids (smaller first) that people marked "not duplicates"."""
+    rows = conn.execute("SELECT id_a, id_b FROM ahash_decisions WHERE company_id = %s"
+                        " AND decision = 'not_duplicates'", (company_id,)).fetchall()
+    return {(a, b) for a, b in rows}
+
+
+def _split(group: np.ndarray, ids: np.ndarray, hashes: np.ndarray, t: int,
+           apart: set[tuple[int, int]]) -> list[np.ndarray]:
+    """``group`` (row indices) as the connected groups of its rows within ``t`` bits,
+    without the links of ``apart``; only groups of two or more."""
+    members = [int(i) for i in ids[group]]
+    if not any((min(x, y), max(x, y)) in apart for k, x in enumerate(members)
+               for y in members[k + 1:]):
+        return [group]
+    h = hashes[group]
+    near = np.bitwise_count(h[:, None] ^ h[None, :]) <= t
+    for k, x in enumerate(members):
+        for j, y in enumerate(members):
+            if (min(x, y), max(x, y)) in apart:
+                near[k, j] = False
+    parent = list(range(len(group)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for k, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
+        parent[root(int(k))] = root(int(j))
+    pieces: dict[int, list[int]] = {}
+    for k in range(len(group)):
+        pieces.setdefault(root(k), []).append(k)
+    return [group[np.array(p)] for p in pieces.values() if len(p) > 1]
 
 
 def duplicate_pairs(conn: psycopg.Connection, company_id: int, max_distance: int,
@@ -200,9 +245,11 @@ def duplicate_pairs(conn: psycopg.Connection, company_id: int, max_distance: int
         rows = sorted(ids[order[starts[v]:ends[v]]].tolist())
         out.extend((x, y, 0) for k, x in enumerate(rows) for y in rows[k + 1:])
     out.sort()
-    yield from out
+    apart = decided_apart(conn, company_id)
+    yield from (p for p in out if (p[0], p[1]) not in apart)
     for k in np.argsort(dist, kind="stable"):
         rows_a = ids[order[starts[a[k]]:ends[a[k]]]].tolist()
         rows_b = ids[order[starts[b[k]]:ends[b[k]]]].tolist()
         d = int(dist[k])
-        yield from sorted((min(x, y), max(x, y), d) for x in rows_a for y in rows_b)
+        yield from sorted((min(x, y), max(x, y), d) for x in rows_a for y in rows_b
+                          if (min(x, y), max(x, y)) not in apart)

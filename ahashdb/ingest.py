@@ -69,11 +69,12 @@ class IngestSummary:
     seconds: float = 0.0
     interrupted: bool = False
     low_information: int = 0  # stored, but blank or nearly uniform (see is_low_information)
+    near_duplicates: int = 0  # with if_new: not stored, a stored row is within the threshold
 
     @property
     def seen(self) -> int:
-        """Inputs handled: added + already present + failed."""
-        return self.added + self.present + self.failed
+        """Inputs handled: added + already present + near duplicates + failed."""
+        return self.added + self.present + self.near_duplicates + self.failed
 
     def line(self) -> str:
         """The one-line summary printed at the end."""
@@ -81,7 +82,9 @@ class IngestSummary:
         return (
             f"{self.seen} inputs{' before the interruption' if self.interrupted else ''}:"
             f" {self.added} added, {self.present} already present,"
-            f" {self.failed} failed"
+            + (f" {self.near_duplicates} near-duplicates not stored," if self.near_duplicates
+               else "")
+            + f" {self.failed} failed"
             + (f", {self.low_information} low-information" if self.low_information else "")
             + f" ({self.seconds:.1f} s, {rate:.0f}/s)"
         )
@@ -374,10 +377,17 @@ def ingest_files(
     stop: threading.Event | None = None,
     on_warning: Callable[[str, str], None] | None = None,
     algorithm: str = "ahash",
+    if_new: int | None = None,
+    on_match: Callable[[str, list[Any]], None] | None = None,
 ) -> IngestSummary:
     """Hash every item by ``algorithm`` and store it; bad inputs are reported through
     ``on_error`` and skipped; low-information hashes are stored and reported through
     ``on_warning``. Rows record this process's imagehash and Pillow versions.
+
+    With ``if_new=T`` each image is stored only if the company holds nothing within T
+    bits of it (:meth:`HashStore.insert_if_new`, one atomic call per image, so concurrent
+    ingests never store two near-duplicates); the matches of one that is not stored go to
+    ``on_match(path, matches)``.
 
     When ``stop`` is set (the CLI sets it on Ctrl-C), what has been hashed so far is stored
     as a last batch and the ingest ends with ``summary.interrupted``.
@@ -413,9 +423,24 @@ def ingest_files(
                     if on_warning is not None:
                         on_warning(item.path, f"warning: low-information hash {h:016x} (a blank"
                                    " or nearly uniform image: it matches every other one)")
-                batch.append((to_signed(h), cid, item.meta_id, item.source))
-                if len(batch) >= batch_size:
-                    flush()
+                if if_new is not None:
+                    result = store.insert_if_new(to_signed(h), company_id=cid,
+                                                 meta_id=item.meta_id, max_distance=if_new,
+                                                 source=item.source, algorithm=algorithm,
+                                                 hashed_here=True)
+                    if result.stored is not None:
+                        summary.added += 1
+                    elif any(m.meta_id == item.meta_id and m.distance == 0
+                             for m in result.matches):
+                        summary.present += 1
+                    else:
+                        summary.near_duplicates += 1
+                        if on_match is not None:
+                            on_match(item.path, result.matches)
+                else:
+                    batch.append((to_signed(h), cid, item.meta_id, item.source))
+                    if len(batch) >= batch_size:
+                        flush()
             if on_progress is not None:
                 on_progress(1)
             if stop is not None and stop.is_set():

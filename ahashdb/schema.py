@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Computed,
     DateTime,
@@ -65,6 +66,7 @@ __all__ = [
     "ahash_algorithm",
     "ahash_api_keys",
     "ahash_bindings",
+    "ahash_decisions",
     "ahash_hashers",
     "ahash_chunk_masks",
     "ahash_distance",
@@ -166,6 +168,22 @@ ahash_bindings = Table(
     Column("company_id", BigInteger, nullable=False),
     PrimaryKeyConstraint("pid", name="ahash_bindings_pkey"),
     prefixes=["UNLOGGED"],
+)
+
+
+#: People's verdicts on pairs of rows (schema 0012): "not_duplicates" pairs are left out of
+#: duplicate listings.
+ahash_decisions = Table(
+    "ahash_decisions",
+    metadata,
+    Column("company_id", BigInteger, nullable=False),
+    Column("id_a", BigInteger, nullable=False),
+    Column("id_b", BigInteger, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    PrimaryKeyConstraint("company_id", "id_a", "id_b", name="ahash_decisions_pkey"),
+    CheckConstraint("id_a < id_b", name="ahash_decisions_order"),
+    CheckConstraint("decision IN ('not_duplicates')", name="ahash_decisions_kind"),
 )
 
 

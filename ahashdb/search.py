@@ -13,7 +13,8 @@ from psycopg import sql
 
 from .hashes import to_hex, to_signed
 
-__all__ = ["Match", "company_hashes", "nearest", "oriented", "search", "sources"]
+__all__ = ["InsertResult", "Match", "company_hashes", "insert_if_new", "nearest", "oriented",
+           "search", "sources"]
 
 _SEARCH = "SELECT * FROM ahash_search(%s, %s, %s, %s, %s::ahash_algorithm)"
 _NEAREST = "SELECT * FROM ahash_nearest(%s, %s, %s, %s::ahash_algorithm)"
@@ -82,6 +83,34 @@ def oriented(h: int, run: Callable[[int], list[Any]], cut: int | None) -> list[M
                 best[m.id] = dataclasses.replace(m, orientation=name)
     ordered = sorted(best.values(), key=lambda m: (m.distance, m.id))
     return ordered if cut is None else ordered[:cut]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    """What :meth:`ahashdb.HashStore.insert_if_new` did: the row it stored, or the stored
+    near-duplicates that kept it from storing one (closest first)."""
+
+    stored: Match | None
+    matches: list[Match]
+
+    def as_dict(self) -> dict[str, Any]:
+        """As plain JSON-ready data."""
+        return {"stored": None if self.stored is None else self.stored.as_dict(),
+                "matches": [m.as_dict() for m in self.matches]}
+
+
+def insert_if_new(conn: psycopg.Connection, company: int, h: int, max_distance: int,
+                  meta_id: int, source: str | None, algorithm: str,
+                  hasher: int | None) -> InsertResult:
+    """``ahash_insert_if_new`` of unsigned hash ``h``, in one transaction."""
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT * FROM ahash_insert_if_new(%s, %s, %s, %s, %s, %s::ahash_algorithm, %s)",
+            (company, to_signed(h), max_distance, meta_id, source, algorithm,
+             hasher)).fetchall()
+    if rows and rows[0][0]:
+        return InsertResult(_match(rows[0][1:]), [])
+    return InsertResult(None, [_match(r[1:]) for r in rows])
 
 
 def company_hashes(conn: psycopg.Connection, company_id: int,

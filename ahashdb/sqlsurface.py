@@ -22,8 +22,8 @@ __all__ = ["SCHEMA_SQL", "dump"]
 #: The committed file.
 SCHEMA_SQL = Path(__file__).resolve().parent / "sql" / "schema.sql"
 
-TABLES = ("ahash_api_keys", "ahash_bindings", "ahash_chunk_masks", "ahash_hashers",
-          "image_hashes")
+TABLES = ("ahash_api_keys", "ahash_bindings", "ahash_chunk_masks", "ahash_decisions",
+          "ahash_hashers", "image_hashes")
 
 _HEADER = """\
 -- ahashdb: the whole SQL surface at schema revision {revision}, as the migrations leave it.

@@ -34,9 +34,10 @@ from .hashes import (
     is_hash_spelling,
     to_signed,
 )
-from .search import Match
+from .search import InsertResult, Match
 
-__all__ = ["HashStore", "Match", "SCHEMA_REVISION", "database_url", "migrations_path"]
+__all__ = ["HashStore", "InsertResult", "Match", "SCHEMA_REVISION", "database_url",
+           "migrations_path"]
 
 
 class HashStore:
@@ -270,6 +271,36 @@ class HashStore:
              self.hasher_id(algorithm) if hashed_here else None),
         ).fetchone()
         return None if row is None else row[0]
+
+    def insert_if_new(
+        self,
+        image_or_hash: ImageLike | HashLike,
+        *,
+        company_id: int,
+        meta_id: int,
+        max_distance: int | None = None,
+        source: str | None = None,
+        algorithm: str = "ahash",
+        hashed_here: bool | None = None,
+    ) -> InsertResult:
+        """Store the hash only if the company holds nothing within ``max_distance`` bits
+        of it (default: the algorithm's); atomic (``ahash_insert_if_new``): of several
+        near-identical calls at the same moment exactly one stores, and the others get that
+        row among their ``matches``. Returns what was stored, or what prevented it.
+        ``hashed_here`` (default: whether an image was given) records this process's
+        imagehash and Pillow versions on the row."""
+        company_id = check_id("company_id", company_id)
+        meta_id = check_id("meta_id", meta_id)
+        algorithm = check_algorithm(algorithm)
+        if max_distance is None:
+            max_distance = DEFAULT_MAX_DISTANCE[algorithm]
+        max_distance = check_distance("max_distance", max_distance)
+        if hashed_here is None:
+            hashed_here = not is_hash_spelling(image_or_hash)
+        h = hash_of(image_or_hash, algorithm)
+        return searching.insert_if_new(
+            self.connection, company_id, h, max_distance, meta_id, check_source(source),
+            algorithm, self.hasher_id(algorithm) if hashed_here else None)
 
     def hasher_id(self, algorithm: str = "ahash") -> int:
         """The ``ahash_hashers`` id of ``algorithm`` at this process's imagehash and Pillow
@@ -509,6 +540,29 @@ class HashStore:
         return duplicate_pairs(self.connection, check_id("company_id", company_id),
                                check_distance("max_distance", max_distance),
                                check_algorithm(algorithm))
+
+    def mark_not_duplicates(self, *, company_id: int, ids: Iterable[int]) -> int:
+        """Record that the rows ``ids`` of one company are not duplicates of each other:
+        duplicate listings (:meth:`duplicates`, :meth:`duplicate_pairs`) leave those links
+        out from then on. Returns how many pairs were newly recorded."""
+        company_id = check_id("company_id", company_id)
+        members = sorted({check_id("id", i) for i in ids})
+        pairs = [(a, b) for k, a in enumerate(members) for b in members[k + 1:]]
+        if not pairs:
+            return 0
+        cur = self.connection.execute(
+            "INSERT INTO ahash_decisions (company_id, id_a, id_b, decision)"
+            " SELECT %s, a, b, 'not_duplicates' FROM unnest(%s::bigint[], %s::bigint[])"
+            " AS p(a, b) ON CONFLICT DO NOTHING",
+            (company_id, [p[0] for p in pairs], [p[1] for p in pairs]))
+        return max(cur.rowcount, 0)
+
+    def keep_only(self, *, company_id: int, keep: int, ids: Iterable[int]) -> int:
+        """Keep row ``keep`` and delete the company's other rows among ``ids`` (what a
+        reviewer decides for a group of duplicates); returns how many were deleted."""
+        keep = check_id("keep", keep)
+        others = [i for i in ids if check_id("id", i) != keep]
+        return self.delete(company_id=company_id, ids=others) if others else 0
 
     def hashes_of(
         self, *, company_id: int, meta_id: int, algorithm: str = "ahash"

@@ -105,6 +105,11 @@ def ingest(
         "--follow-links", help="Enter links to folders inside the folders given (each folder"
         " once, so link loops end). By default they are skipped; globs never follow them.")
     ] = False,
+    if_new: Annotated[int | None, typer.Option(
+        "--if-new", help="Store an image only if the company holds nothing within this many"
+        " bits of it (atomic: concurrent ingests never both store a near-duplicate); each"
+        " one not stored is printed with its closest match.", min=0, max=64,
+        show_default=False)] = None,
     allow_company_column: Annotated[bool, typer.Option(
         "--allow-company-column", help="With --company-id: let a manifest's or hashes"
         " file's company_id column put rows in other companies (refused by default).")
@@ -136,6 +141,8 @@ def ingest(
     with errors(ctx):
         if hashes_file is None and manifest is None and company_id is None:
             raise InvalidInput("--company-id is required (the tenant the images belong to)")
+        if if_new is not None and hashes_file is not None:
+            raise InvalidInput("--if-new works with images, not --hashes")
         if workers is not None and workers < 1:
             raise InvalidInput(f"--workers {workers}: expected 1 or more")
         check_ids(company_id=company_id, meta_id=meta_id)
@@ -188,7 +195,10 @@ def ingest(
                         batch_size=batch_size or 1000, on_error=on_error,
                         on_progress=progress.advance,
                         stop=stop, on_warning=lambda path, msg: progress.write(f"{path}: {msg}"),
-                        algorithm=algorithm.value,
+                        algorithm=algorithm.value, if_new=if_new,
+                        on_match=lambda path, found: progress.write(
+                            f"{path}: not stored, within {found[0].distance} bits of id"
+                            f" {found[0].id} (meta_id {found[0].meta_id})"),
                     )
         except KeyboardInterrupt:
             err("interrupted: every batch before this point is stored; re-run to finish")

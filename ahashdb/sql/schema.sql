@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0011, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0012, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -100,6 +100,17 @@ CREATE TABLE ahash_chunk_masks (
   CONSTRAINT ahash_chunk_masks_pkey PRIMARY KEY (weight, mask)
 );
 
+CREATE TABLE ahash_decisions (
+  company_id bigint NOT NULL,
+  id_a bigint NOT NULL,
+  id_b bigint NOT NULL,
+  decision text NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT ahash_decisions_kind CHECK ((decision = 'not_duplicates'::text)),
+  CONSTRAINT ahash_decisions_order CHECK ((id_a < id_b)),
+  CONSTRAINT ahash_decisions_pkey PRIMARY KEY (company_id, id_a, id_b)
+);
+
 CREATE TABLE ahash_hashers (
   id smallint GENERATED ALWAYS AS IDENTITY NOT NULL,
   algorithm ahash_algorithm NOT NULL,
@@ -183,24 +194,115 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.ahash_login(key text)
- RETURNS bigint
+CREATE OR REPLACE FUNCTION public.ahash_search_index(company bigint, query bigint, max_distance integer, max_rows integer, algorithm ahash_algorithm)
+ RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
  LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
+ STABLE PARALLEL SAFE
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_bitmapscan TO 'off'
+AS $function$
+#variable_conflict use_column
+DECLARE
+  radii integer[] := ahash_chunk_radii(max_distance);
+  chunks integer[] := ahash_chunks(query);
+BEGIN
+  IF company IS NULL THEN
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[1]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[2]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[3]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[4]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  ELSE
+    RETURN QUERY
+      WITH cand AS (
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[1]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[2]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[3]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+        UNION
+        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
+         WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
+                                   WHERE m.weight BETWEEN 0 AND radii[4]))
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      cut AS (
+        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
+         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
+         AND h.hash = cand.xh
+       WHERE max_rows IS NULL
+          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  END IF;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ahash_search_plan(company bigint, max_distance integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE PARALLEL SAFE
 AS $function$
 DECLARE
-  company bigint;
+  n_probes bigint;
+  est double precision;
 BEGIN
-  SELECT k.company_id INTO company FROM public.ahash_api_keys k
-   WHERE k.key_hash = sha256(convert_to(key, 'UTF8')) AND k.revoked_at IS NULL;
-  IF company IS NULL THEN
-    RAISE EXCEPTION 'ahash_login: unknown or revoked key' USING ERRCODE = '28000';
+  IF max_distance >= 24 THEN
+    RETURN 'scan';
   END IF;
-  INSERT INTO public.ahash_bindings (pid, xact, company_id)
-  VALUES (pg_backend_pid(), pg_current_xact_id()::text::bigint, company)
-  ON CONFLICT (pid) DO UPDATE SET xact = EXCLUDED.xact, company_id = EXCLUDED.company_id;
-  RETURN company;
+  n_probes := ahash_probe_count(max_distance);
+  IF n_probes <= 256 THEN
+    RETURN 'index';
+  END IF;
+  est := ahash_company_rows_estimate(company);
+  IF est IS NOT NULL AND est < n_probes * 8 THEN
+    RETURN 'scan';
+  END IF;
+  RETURN 'index';
 END
 $function$;
 
@@ -230,6 +332,94 @@ BEGIN
        ORDER BY 5, 1
        LIMIT max_rows;
   END IF;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ahash_search(company bigint, query bigint, max_distance integer, max_rows integer DEFAULT NULL::integer, algorithm ahash_algorithm DEFAULT 'ahash'::ahash_algorithm)
+ RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
+ LANGUAGE plpgsql
+ STABLE PARALLEL SAFE
+AS $function$
+BEGIN
+  IF query IS NULL OR max_distance IS NULL OR algorithm IS NULL THEN
+    RETURN;
+  END IF;
+  IF max_distance < 0 THEN
+    RAISE EXCEPTION 'ahash_search: max_distance must be 0 or more, got %', max_distance
+      USING ERRCODE = '22023';
+  END IF;
+  IF max_rows IS NOT NULL AND max_rows < 0 THEN
+    RAISE EXCEPTION 'ahash_search: max_rows must be 0 or more, got %', max_rows
+      USING ERRCODE = '22023';
+  END IF;
+  IF ahash_search_plan(company, max_distance) = 'scan' THEN
+    RETURN QUERY SELECT * FROM ahash_search_scan(company, query, max_distance, max_rows,
+                                                 algorithm);
+  ELSE
+    RETURN QUERY SELECT * FROM ahash_search_index(company, query, max_distance, max_rows,
+                                                  algorithm);
+  END IF;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ahash_insert_if_new(company bigint, query bigint, max_distance integer, meta bigint, src text DEFAULT NULL::text, algorithm ahash_algorithm DEFAULT 'ahash'::ahash_algorithm, hasher smallint DEFAULT NULL::smallint, max_matches integer DEFAULT 100)
+ RETURNS TABLE(stored boolean, id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+  scope text := format('ahash_insert_if_new %s %s', company, algorithm);
+  i integer;
+BEGIN
+  IF company IS NULL OR query IS NULL OR meta IS NULL OR max_distance IS NULL THEN
+    RAISE EXCEPTION 'ahash_insert_if_new: company, query, max_distance and meta are required'
+      USING ERRCODE = '22004';
+  END IF;
+  IF max_distance < 0 OR max_distance > 64 THEN
+    RAISE EXCEPTION 'ahash_insert_if_new: max_distance must be 0 to 64, got %', max_distance
+      USING ERRCODE = '22023';
+  END IF;
+  IF max_distance < 16 THEN
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended(scope, 0));
+    FOR i IN 0 .. 15 LOOP
+      PERFORM pg_advisory_xact_lock(hashtextextended(
+        format('%s nibble %s %s', scope, i, (query >> (4 * i)) & 15), 0));
+    END LOOP;
+  ELSE
+    PERFORM pg_advisory_xact_lock(hashtextextended(scope, 0));
+  END IF;
+  -- A new statement: it sees every row committed by the calls this one waited for.
+  RETURN QUERY SELECT false, s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+                 FROM ahash_search(company, query, max_distance, max_matches, algorithm) s;
+  IF FOUND THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+    INSERT INTO image_hashes AS h (company_id, meta_id, algorithm, hash, source, hasher)
+    VALUES (company, meta, algorithm, query, src, hasher)
+    ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING
+    RETURNING true, h.id, h.company_id, h.meta_id, h.hash, 0, h.source;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ahash_login(key text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+  company bigint;
+BEGIN
+  SELECT k.company_id INTO company FROM public.ahash_api_keys k
+   WHERE k.key_hash = sha256(convert_to(key, 'UTF8')) AND k.revoked_at IS NULL;
+  IF company IS NULL THEN
+    RAISE EXCEPTION 'ahash_login: unknown or revoked key' USING ERRCODE = '28000';
+  END IF;
+  INSERT INTO public.ahash_bindings (pid, xact, company_id)
+  VALUES (pg_backend_pid(), pg_current_xact_id()::text::bigint, company)
+  ON CONFLICT (pid) DO UPDATE SET xact = EXCLUDED.xact, company_id = EXCLUDED.company_id;
+  RETURN company;
 END
 $function$;
 
@@ -423,153 +613,22 @@ CREATE OR REPLACE FUNCTION public.ahash_probes(chunk integer, radius integer)
  STABLE PARALLEL SAFE STRICT
 RETURN ARRAY(SELECT (ahash_probes.chunk # m.mask) FROM ahash_chunk_masks m WHERE ((m.weight >= 0) AND (m.weight <= ahash_probes.radius)));
 
-CREATE OR REPLACE FUNCTION public.ahash_search_index(company bigint, query bigint, max_distance integer, max_rows integer, algorithm ahash_algorithm)
- RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
- LANGUAGE plpgsql
- STABLE PARALLEL SAFE
- SET plan_cache_mode TO 'force_generic_plan'
- SET enable_hashjoin TO 'off'
- SET enable_mergejoin TO 'off'
- SET enable_bitmapscan TO 'off'
-AS $function$
-#variable_conflict use_column
-DECLARE
-  radii integer[] := ahash_chunk_radii(max_distance);
-  chunks integer[] := ahash_chunks(query);
-BEGIN
-  IF company IS NULL THEN
-    RETURN QUERY
-      WITH cand AS (
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[1]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[2]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[3]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[4]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
-         AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;
-  ELSE
-    RETURN QUERY
-      WITH cand AS (
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[1]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[2]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[3]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
-        SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
-         WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
-                                   WHERE m.weight BETWEEN 0 AND radii[4]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
-      cut AS (
-        SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
-         ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
-         AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
-       ORDER BY 5, 1
-       LIMIT max_rows;
-  END IF;
-END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.ahash_search_plan(company bigint, max_distance integer)
- RETURNS text
- LANGUAGE plpgsql
- STABLE PARALLEL SAFE
-AS $function$
-DECLARE
-  n_probes bigint;
-  est double precision;
-BEGIN
-  IF max_distance >= 24 THEN
-    RETURN 'scan';
-  END IF;
-  n_probes := ahash_probe_count(max_distance);
-  IF n_probes <= 256 THEN
-    RETURN 'index';
-  END IF;
-  est := ahash_company_rows_estimate(company);
-  IF est IS NOT NULL AND est < n_probes * 8 THEN
-    RETURN 'scan';
-  END IF;
-  RETURN 'index';
-END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.ahash_search(company bigint, query bigint, max_distance integer, max_rows integer DEFAULT NULL::integer, algorithm ahash_algorithm DEFAULT 'ahash'::ahash_algorithm)
- RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
- LANGUAGE plpgsql
- STABLE PARALLEL SAFE
-AS $function$
-BEGIN
-  IF query IS NULL OR max_distance IS NULL OR algorithm IS NULL THEN
-    RETURN;
-  END IF;
-  IF max_distance < 0 THEN
-    RAISE EXCEPTION 'ahash_search: max_distance must be 0 or more, got %', max_distance
-      USING ERRCODE = '22023';
-  END IF;
-  IF max_rows IS NOT NULL AND max_rows < 0 THEN
-    RAISE EXCEPTION 'ahash_search: max_rows must be 0 or more, got %', max_rows
-      USING ERRCODE = '22023';
-  END IF;
-  IF ahash_search_plan(company, max_distance) = 'scan' THEN
-    RETURN QUERY SELECT * FROM ahash_search_scan(company, query, max_distance, max_rows,
-                                                 algorithm);
-  ELSE
-    RETURN QUERY SELECT * FROM ahash_search_index(company, query, max_distance, max_rows,
-                                                  algorithm);
-  END IF;
-END
-$function$;
-
 -- Row-level security is not part of the migrations: `ahashdb rls enable` runs
 -- ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
 -- ALTER TABLE image_hashes NO FORCE ROW LEVEL SECURITY;
 -- DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
 -- CREATE POLICY ahashdb_tenant ON image_hashes USING (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint) WITH CHECK (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint);
+-- ALTER TABLE ahash_decisions ENABLE ROW LEVEL SECURITY;
+-- ALTER TABLE ahash_decisions NO FORCE ROW LEVEL SECURITY;
+-- DROP POLICY IF EXISTS ahashdb_tenant ON ahash_decisions;
+-- CREATE POLICY ahashdb_tenant ON ahash_decisions USING (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint) WITH CHECK (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint);
 
 -- and `ahashdb rls enable --strict` runs
 -- ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
 -- ALTER TABLE image_hashes FORCE ROW LEVEL SECURITY;
 -- DROP POLICY IF EXISTS ahashdb_tenant ON image_hashes;
 -- CREATE POLICY ahashdb_tenant ON image_hashes USING (company_id = (SELECT ahash_bound_company())) WITH CHECK (company_id = (SELECT ahash_bound_company()));
+-- ALTER TABLE ahash_decisions ENABLE ROW LEVEL SECURITY;
+-- ALTER TABLE ahash_decisions FORCE ROW LEVEL SECURITY;
+-- DROP POLICY IF EXISTS ahashdb_tenant ON ahash_decisions;
+-- CREATE POLICY ahashdb_tenant ON ahash_decisions USING (company_id = (SELECT ahash_bound_company())) WITH CHECK (company_id = (SELECT ahash_bound_company()));

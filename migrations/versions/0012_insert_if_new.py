@@ -1,0 +1,113 @@
+"""Atomic check-and-insert: ahash_insert_if_new stores a hash only when the company holds no
+near-duplicate of it, whatever runs at the same time.
+
+"Search, then insert" races: two uploads of one picture arriving together both find
+nothing and both store. ahash_insert_if_new takes transaction-level advisory locks before
+it searches, so that any two calls that could conflict wait for each other:
+
+- every call takes the company's (and algorithm's) lock in shared mode;
+- a call with max_distance < 16 also takes one lock per 4-bit nibble of the hash, keyed by
+  (company, algorithm, nibble position, nibble value), in position order. Two hashes
+  within 15 bits differ in at most 15 of the 16 nibbles, so they share at least one nibble
+  exactly, and with it a lock (pigeonhole); unrelated hashes rarely share one;
+- a call with max_distance >= 16 takes the company's lock exclusively instead.
+
+So near-identical inserts into one company are serialized and store exactly one row;
+inserts into other companies, or of unrelated pictures, mostly do not wait. Locks are taken
+in one global order (company first, then nibbles by position), so they cannot deadlock.
+The function runs as the caller: row-level security applies to its search and its insert.
+
+``ahash_decisions`` records people's verdicts on pairs of rows ("not duplicates"), which
+duplicate listings leave out.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+AHASH_INSERT_IF_NEW = """
+CREATE FUNCTION ahash_insert_if_new(company bigint, query bigint, max_distance integer,
+                                    meta bigint, src text DEFAULT NULL,
+                                    algorithm ahash_algorithm DEFAULT 'ahash',
+                                    hasher smallint DEFAULT NULL,
+                                    max_matches integer DEFAULT 100)
+  RETURNS TABLE (stored boolean, id bigint, company_id bigint, meta_id bigint, hash bigint,
+                 distance integer, source text)
+  LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_column
+DECLARE
+  scope text := format('ahash_insert_if_new %s %s', company, algorithm);
+  i integer;
+BEGIN
+  IF company IS NULL OR query IS NULL OR meta IS NULL OR max_distance IS NULL THEN
+    RAISE EXCEPTION 'ahash_insert_if_new: company, query, max_distance and meta are required'
+      USING ERRCODE = '22004';
+  END IF;
+  IF max_distance < 0 OR max_distance > 64 THEN
+    RAISE EXCEPTION 'ahash_insert_if_new: max_distance must be 0 to 64, got %', max_distance
+      USING ERRCODE = '22023';
+  END IF;
+  IF max_distance < 16 THEN
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended(scope, 0));
+    FOR i IN 0 .. 15 LOOP
+      PERFORM pg_advisory_xact_lock(hashtextextended(
+        format('%s nibble %s %s', scope, i, (query >> (4 * i)) & 15), 0));
+    END LOOP;
+  ELSE
+    PERFORM pg_advisory_xact_lock(hashtextextended(scope, 0));
+  END IF;
+  -- A new statement: it sees every row committed by the calls this one waited for.
+  RETURN QUERY SELECT false, s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+                 FROM ahash_search(company, query, max_distance, max_matches, algorithm) s;
+  IF FOUND THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+    INSERT INTO image_hashes AS h (company_id, meta_id, algorithm, hash, source, hasher)
+    VALUES (company, meta, algorithm, query, src, hasher)
+    ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING
+    RETURNING true, h.id, h.company_id, h.meta_id, h.hash, 0, h.source;
+END
+$fn$
+"""
+
+AHASH_DECISIONS_TABLE = """
+CREATE TABLE ahash_decisions (
+  company_id bigint NOT NULL,
+  id_a bigint NOT NULL,
+  id_b bigint NOT NULL,
+  decision text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT ahash_decisions_pkey PRIMARY KEY (company_id, id_a, id_b),
+  CONSTRAINT ahash_decisions_order CHECK (id_a < id_b),
+  CONSTRAINT ahash_decisions_kind CHECK (decision IN ('not_duplicates'))
+)
+"""
+
+
+def upgrade() -> None:
+    for statement in (
+        AHASH_INSERT_IF_NEW,
+        AHASH_DECISIONS_TABLE,
+    ):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in (
+        "DROP TABLE ahash_decisions",
+        "DROP FUNCTION ahash_insert_if_new(bigint, bigint, integer, bigint, text,"
+        " ahash_algorithm, smallint, integer)",
+    ):
+        op.execute(statement)
