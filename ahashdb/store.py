@@ -10,14 +10,13 @@ over these methods, and SQL users call the same functions (``ahash_search``,
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
 
-from . import admin, connection, keys, loading
+from . import admin, connection, loading
 from . import search as searching
 from .checks import check_distance, check_id, check_oriented, check_source
 from .config import database_url, describe_target, redact, resolve_database_url
@@ -35,12 +34,13 @@ from .hashes import (
     to_signed,
 )
 from .search import InsertResult, Match
+from .tenancy import TenancyMethods
 
 __all__ = ["HashStore", "InsertResult", "Match", "SCHEMA_REVISION", "database_url",
            "migrations_path"]
 
 
-class HashStore:
+class HashStore(TenancyMethods):
     """Perceptual hashes in PostgreSQL.
 
     ``HashStore()`` uses ``$AHASHDB_DATABASE_URL`` or, without it, the embedded server
@@ -71,6 +71,17 @@ class HashStore:
         self._conn: psycopg.Connection | None = None
         self._schema_checked = False
         self._hashers: dict[str, int] = {}
+        self._borrowed = False
+
+    @classmethod
+    def over(cls, conn: psycopg.Connection, url: str) -> HashStore:
+        """A store that works over ``conn`` (a pooled connection, say, autocommit, at the
+        current schema), which it borrows: :meth:`close` leaves it open."""
+        store = cls(url, auto_migrate=False)
+        store._conn = conn
+        store._schema_checked = True
+        store._borrowed = True
+        return store
 
     # --- connection -----------------------------------------------------------------------
 
@@ -81,10 +92,12 @@ class HashStore:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (the store reconnects if used again)."""
-        if self._conn is not None:
+        """Close the connection (the store reconnects if used again); a borrowed one (see
+        :meth:`over`) is only let go."""
+        if self._conn is not None and not self._borrowed:
             self._conn.close()
-            self._conn = None
+        self._conn = None
+        self._borrowed = False
 
     def __repr__(self) -> str:
         return f"HashStore({redact(self.url)!r})"
@@ -146,75 +159,7 @@ class HashStore:
         connection.run_alembic(self.url, "downgrade", revision)
         self._schema_checked = False
 
-    # --- tenant isolation and layout ------------------------------------------------------
-
-    def enable_row_level_security(self) -> None:
-        """Turn on Row-Level Security for ``image_hashes``.
-
-        Afterwards every role except the table's owner and superusers (and roles with
-        BYPASSRLS) reads and writes only the rows of the company named by the session
-        setting ``ahashdb.company_id`` (``HashStore(tenant=N)`` sets it; in SQL,
-        ``SET ahashdb.company_id = '7'``); without the setting such a role sees no rows.
-        ``ahash_search`` and ``ahash_nearest`` run as the caller, so they obey it too.
-        """
-        admin.set_row_level_security(self.connection, "trusted")
-
-    def enable_strict_row_level_security(self) -> None:
-        """Turn on strict Row-Level Security for ``image_hashes``: a role (the owner
-        included; superusers and BYPASSRLS roles excepted) reads and writes only the rows
-        of the company that ``SELECT ahash_login('<key>')`` bound the current transaction
-        to, with a key from :meth:`create_key`; no setting it can change widens that. In
-        Python, :meth:`login` opens such a transaction."""
-        admin.set_row_level_security(self.connection, "strict")
-
-    def disable_row_level_security(self) -> None:
-        """Turn Row-Level Security off again (drops the policy)."""
-        admin.set_row_level_security(self.connection, "off")
-
-    def row_level_security(self) -> bool:
-        """True when Row-Level Security is on for ``image_hashes`` (either mode)."""
-        return self.row_level_security_mode() != "off"
-
-    def row_level_security_mode(self) -> str:
-        """``"off"``, ``"trusted"`` (the company in ``ahashdb.company_id``), ``"strict"``
-        (the company a key bound the transaction to) or ``"closed"`` (on with no policy:
-        roles other than the owner see nothing)."""
-        return admin.row_level_security(self.connection)
-
-    # --- tenant keys ----------------------------------------------------------------------
-
-    def create_key(self, company_id: int, name: str | None = None) -> str:
-        """A new key for ``company_id``, returned once: only its SHA-256 is stored."""
-        return keys.create(self.connection, check_id("company_id", company_id),
-                           check_source(name))
-
-    def keys(self, company_id: int | None = None) -> list[dict[str, Any]]:
-        """The keys (never their secrets): id, company_id, name, created_at, revoked_at."""
-        return keys.list_keys(self.connection,
-                              None if company_id is None else check_id("company_id", company_id))
-
-    def revoke_key(self, key_id: int) -> bool:
-        """Revoke a key by id, at once; False when no such unrevoked key exists."""
-        return keys.revoke(self.connection, check_id("key id", key_id))
-
-    @contextlib.contextmanager
-    def login(self, key: str) -> Iterator[int]:
-        """A transaction bound to the company of ``key`` (``ahash_login``), for strict
-        row-level security; yields the company id. Everything this store runs inside the
-        ``with`` block is in that transaction and sees that company only."""
-        conn = self.connection
-        with conn.transaction():
-            yield keys.login(conn, key)
-
-    def create_application_role(self, name: str, password: str | None = None) -> bool:
-        """Create (or reset) login role ``name`` with least privilege for the API, the CLI
-        and applications: rows of ``image_hashes`` (SELECT, INSERT, DELETE; no UPDATE),
-        SELECT on the shared tables, and INSERT of a new hasher version; nothing else.
-        Turns row-level security on, so the role sees the company of its session. Run it as
-        the tables' owner. Returns True when the role was new."""
-        if not isinstance(name, str) or not name or len(name) > 63 or "\x00" in name:
-            raise InvalidInput(f"role name {name!r}: expected 1 to 63 characters")
-        return admin.create_application_role(self.connection, name, password)
+    # --- layout and stats -----------------------------------------------------------------
 
     def partitions(self) -> int:
         """How many hash partitions (by company_id) ``image_hashes`` has; 1 when plain."""
@@ -563,6 +508,16 @@ class HashStore:
         keep = check_id("keep", keep)
         others = [i for i in ids if check_id("id", i) != keep]
         return self.delete(company_id=company_id, ids=others) if others else 0
+
+    def row(self, *, company_id: int, row_id: int) -> Match | None:
+        """One stored row of the company by its id (``distance`` 0), or None."""
+        from .hashes import to_hex
+
+        r = self.connection.execute(
+            "SELECT id, company_id, meta_id, hash, source FROM image_hashes"
+            " WHERE company_id = %s AND id = %s",
+            (check_id("company_id", company_id), check_id("id", row_id))).fetchone()
+        return None if r is None else Match(r[0], r[1], r[2], to_hex(r[3]), 0, r[4])
 
     def hashes_of(
         self, *, company_id: int, meta_id: int, algorithm: str = "ahash"

@@ -74,3 +74,15 @@ def test_readme_connects_as_the_application_role_on_loopback() -> None:
         assert url.host == "127.0.0.1" and published.get(url.port) == 5432
         assert url.username == "ahashdb_app" != db["environment"]["POSTGRES_USER"]
         assert url.password == "$AHASHDB_APP_PASSWORD" and url.database == "ahashdb"
+
+
+def test_the_service_runs_as_the_application_role_after_migration_on_loopback() -> None:
+    service = COMPOSE["services"]["service"]
+    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert re.search(r"\bahashdb serve --host 0\.0\.0\.0 --port 8080\b", service["command"])
+    url = make_url(service["environment"]["AHASHDB_DATABASE_URL"])
+    assert url.username == "ahashdb_app" and url.password is None and url.host == "db"
+    assert ENV_REFERENCE.match(service["environment"]["PGPASSWORD"])
+    assert all(p.startswith("127.0.0.1:") for p in service["ports"])
+    migrate = " ".join(COMPOSE["services"]["migrate"]["command"].split())
+    assert "ahashdb rls enable --strict" in migrate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ import typer
 from .. import embedded
 from ..config import redact, resolve_database_url
 from ..connection import SCHEMA_REVISION
+from ..errors import InvalidInput
 from ..output import Format, render, render_object
 from ..store import HashStore
 from .common import (
@@ -218,3 +220,54 @@ def server_status(ctx: typer.Context) -> None:
     if resolve_database_url(ctx.obj.database_url):
         typer.echo("note            --database-url / AHASHDB_DATABASE_URL is set, so commands"
                    " use that server, not this one")
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    max_upload_mb: Annotated[float, typer.Option(
+        help="Largest upload (and image fetched by URL), in MB; larger ones get 413.",
+        min=0.001)] = 50.0,
+    media_root: Annotated[list[Path] | None, typer.Option(
+        "--media-root", help="A folder whose images thumbnails may be read from (rows'"
+        " sources must lie inside one); repeatable. Without it thumbnails are placeholders.",
+        show_default=False, readable=False)] = None,
+    allow_private_urls: Annotated[bool, typer.Option(
+        "--allow-private-urls", help="Let {\"url\": …} uploads fetch from private, loopback"
+        " and link-local addresses (refused by default: server-side request forgery).")
+    ] = False,
+) -> None:
+    """Serve the HTTP API and the review page (needs pip install 'ahashdb[service]').
+
+    Clients send Authorization: Bearer KEY (keys from `ahashdb keys create`); each request
+    is bound to the key's company inside PostgreSQL. POST /v1/images hashes an upload and
+    stores it only if it is new (atomic); GET /v1/search, /v1/nearest, /v1/duplicates;
+    DELETE /v1/images/ID; /review shows duplicate groups; OpenAPI docs at /docs. Run it as
+    an application role (`ahashdb roles create`) with `ahashdb rls enable --strict`.
+    One log line per request; SIGTERM lets requests in flight finish.
+
+    \b
+    Example:
+      ahashdb serve --host 127.0.0.1 --port 8080 --media-root /data/images
+    """
+    with errors(ctx):
+        try:
+            from ..service import Settings
+            from ..service import serve as run
+        except ImportError as exc:
+            raise InvalidInput(f"the service needs pip install 'ahashdb[service]' ({exc})"
+                               ) from None
+        store = open_store(ctx)
+        store.connection  # noqa: B018 - reachable and migrated before listening
+        url = store.url
+        store.close()
+        settings = Settings(url=url, max_upload=int(max_upload_mb * 2**20),
+                            allow_private_urls=allow_private_urls,
+                            media_roots=[str(p) for p in media_root or ()])
+    err(f"serving on http://{host}:{port} (docs at /docs, review at /review)")
+    run(settings, host=host, port=port)
