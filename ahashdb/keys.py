@@ -10,14 +10,15 @@ import psycopg
 
 from .errors import InvalidInput
 
-__all__ = ["PREFIX", "create", "list_keys", "login", "revoke"]
+__all__ = ["PREFIX", "KeyRefused", "create", "list_keys", "login", "revoke"]
 
 #: Every key starts with this, so a key found in a log or a repository is recognisable.
 PREFIX = "ahk_"
 
 
-def create(conn: psycopg.Connection, company_id: int, name: str | None) -> str:
-    """A new random key for ``company_id`` (256 bits); its hash is stored, it is not."""
+def create(conn: psycopg.Connection, company_id: int | None, name: str | None) -> str:
+    """A new random key (256 bits) for ``company_id``, or (None) an operator's key for every
+    company; its hash is stored, it is not."""
     key = PREFIX + secrets.token_urlsafe(32)
     conn.execute("INSERT INTO ahash_api_keys (company_id, name, key_hash)"
                  " VALUES (%s, %s, sha256(convert_to(%s, 'UTF8')))", (company_id, name, key))
@@ -41,13 +42,26 @@ def revoke(conn: psycopg.Connection, key_id: int) -> bool:
     return cur.rowcount == 1
 
 
-def login(conn: psycopg.Connection, key: str) -> int:
-    """Bind the current transaction to ``key``'s company (``ahash_login``) and return it;
-    InvalidInput when the key is unknown or revoked."""
+class KeyRefused(InvalidInput):
+    """A key that binds nothing: unknown or revoked (``status`` 401), another company's
+    (403), or an operator's key with no company named (400)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def login(conn: psycopg.Connection, key: str, company_id: int | None = None) -> int:
+    """Bind the current transaction to ``key``'s company (an operator's key: to
+    ``company_id``) with ``ahash_login``, and return it; KeyRefused when it cannot."""
     try:
         with conn.transaction():
-            row = conn.execute("SELECT ahash_login(%s)", (key,)).fetchone()
+            row = conn.execute("SELECT ahash_login(%s, %s)", (key, company_id)).fetchone()
     except psycopg.errors.InvalidAuthorizationSpecification:
-        raise InvalidInput("key: unknown or revoked") from None
+        raise KeyRefused("key: unknown or revoked", 401) from None
+    except psycopg.errors.InsufficientPrivilege:
+        raise KeyRefused(f"key: not company {company_id}'s", 403) from None
+    except psycopg.errors.NullValueNotAllowed:
+        raise KeyRefused("key: an operator's key needs the company to work on", 400) from None
     assert row is not None
     return int(row[0])

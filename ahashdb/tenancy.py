@@ -54,9 +54,11 @@ class TenancyMethods:
         roles other than the owner see nothing)."""
         return admin.row_level_security(self.connection)
 
-    def create_key(self, company_id: int, name: str | None = None) -> str:
-        """A new key for ``company_id``, returned once: only its SHA-256 is stored."""
-        return keys.create(self.connection, check_id("company_id", company_id),
+    def create_key(self, company_id: int | None, name: str | None = None) -> str:
+        """A new key for ``company_id`` (None: an operator's key, which binds a transaction
+        to any one company it names), returned once: only its SHA-256 is stored."""
+        return keys.create(self.connection,
+                           None if company_id is None else check_id("company_id", company_id),
                            check_source(name))
 
     def keys(self, company_id: int | None = None) -> list[dict[str, Any]]:
@@ -69,13 +71,16 @@ class TenancyMethods:
         return keys.revoke(self.connection, check_id("key id", key_id))
 
     @contextlib.contextmanager
-    def login(self, key: str) -> Iterator[int]:
-        """A transaction bound to the company of ``key`` (``ahash_login``), for strict
-        row-level security; yields the company id. Everything this store runs inside the
-        ``with`` block is in that transaction and sees that company only."""
+    def login(self, key: str, company_id: int | None = None) -> Iterator[int]:
+        """A transaction bound to the company of ``key`` (``ahash_login``; an operator's
+        key: to ``company_id``), for strict row-level security; yields the company id.
+        Everything this store runs inside the ``with`` block is in that transaction and
+        sees that company only. A key that binds nothing raises
+        :class:`ahashdb.keys.KeyRefused`."""
         conn = self.connection
         with conn.transaction():
-            yield keys.login(conn, key)
+            yield keys.login(conn, key, None if company_id is None
+                             else check_id("company_id", company_id))
 
     def create_application_role(self, name: str, password: str | None = None) -> bool:
         """Create (or reset) login role ``name`` with least privilege for the API, the CLI

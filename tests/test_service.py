@@ -308,3 +308,19 @@ def test_sigterm_lets_a_request_in_flight_finish(database_url: str) -> None:
         owner.connection.execute("DELETE FROM ahash_api_keys WHERE company_id = 3")
         owner.connection.execute("DELETE FROM image_hashes WHERE company_id = 3")
         owner.close()
+
+
+def test_an_operators_key_names_the_company_and_a_company_key_cannot(
+    clean: Service, store: HashStore,
+) -> None:
+    ops = store.create_key(None, "ops")
+    with clean.client(clean.key1) as one:
+        h = _upload(one, _png(12), meta_id=5).json()["stored"]["hash"]
+        assert one.get("/v1/search", params={"hash": h, "company_id": 2}).status_code == 403
+        assert one.get("/v1/search", params={"hash": h, "company_id": 1}).status_code == 200
+    with clean.client(ops) as op:
+        assert op.get("/v1/search", params={"hash": h}).status_code == 400
+        found = op.get("/v1/search", params={"hash": h, "company_id": 1}).json()["matches"]
+        assert [m["meta_id"] for m in found] == [5]
+        assert op.get("/v1/search", params={"hash": h, "company_id": 2}).json() == {
+            "matches": []}

@@ -172,6 +172,8 @@ def test_keys_from_the_cli(store: HashStore) -> None:
     assert r.exit_code == 0, r.output
     key = r.stdout.strip()
     assert key.startswith("ahk_") and len(key) > 40 and r.stdout.count("\n") == 1
+    both = cli(store.url, "keys", "create", "--company-id", "5", "--all-companies")
+    assert both.exit_code == 2
     listed = cli(store.url, "keys", "list", "--company-id", "5", "-f", "nl")
     assert listed.exit_code == 0 and key not in listed.stdout and '"web"' in listed.stdout
     assert store.connection.execute(
@@ -207,3 +209,24 @@ def test_downgrading_below_strict_mode_fails_closed(make_database) -> None:  # n
         assert owner.count() == 1
         owner.enable_strict_row_level_security()
         assert owner.row_level_security_mode() == "strict"
+
+
+def test_an_operators_key_binds_the_one_company_it_names(strict: tuple[str, str, str],
+                                                          store: HashStore) -> None:
+    url, key1, _ = strict
+    ops = store.create_key(None, "ops")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT ahash_login(%s, 2)", (ops,)).fetchone() == (2,)
+        assert _every_search(conn, None) == {2}
+        conn.rollback()
+        with pytest.raises(psycopg.errors.NullValueNotAllowed):
+            conn.execute("SELECT ahash_login(%s)", (ops,))
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT ahash_login(%s, 2)", (key1,))  # company 1's key
+        conn.rollback()
+        assert conn.execute("SELECT ahash_login(%s, 1)", (key1,)).fetchone() == (1,)
+    with HashStore(url, auto_migrate=False) as app, app.login(ops, company_id=1) as company:
+        assert company == 1
+        assert {m.company_id for m in app.search(Q, all_companies=True, max_distance=64)} \
+            == {1}

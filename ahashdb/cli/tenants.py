@@ -146,15 +146,24 @@ def _read_secret(path: Path) -> str:
 @keys_app.command("create")
 def keys_create(
     ctx: typer.Context,
-    company_id: Annotated[int, typer.Option("--company-id", help="The key's company.",
-                                            show_default=False)],
+    company_id: Annotated[int | None, typer.Option(
+        "--company-id", help="The key's company.", show_default=False)] = None,
+    all_companies: Annotated[bool, typer.Option(
+        "--all-companies", help="An operator's key: it binds a transaction to whichever one"
+        " company it names (ahash_login(key, company); the service's company_id=).")] = False,
     name: Annotated[str | None, typer.Option(help="A label for people (who holds the key).",
                                              show_default=False)] = None,
 ) -> None:
-    """Make a key for one company and print it, alone, once: only its SHA-256 is stored.
+    """Make a key for one company (or an operator's key) and print it, alone, once: only
+    its SHA-256 is stored.
 
-    Example:  ahashdb keys create --company-id 7 --name web > web.key
+    \b
+    Examples:
+      ahashdb keys create --company-id 7 --name web > web.key
+      ahashdb keys create --all-companies --name ops > ops.key
     """
+    if (company_id is None) != all_companies:
+        raise typer.BadParameter("give --company-id N or --all-companies (exactly one)")
     with errors(ctx):
         check_ids(company_id=company_id)
         store = open_store(ctx)

@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import libpq_url
-from ..errors import AhashdbError, ImageError, InvalidHash, InvalidInput
+from ..errors import AhashdbError, ImageError, InvalidHash
 from ..hashes import ALGORITHMS, DEFAULT_MAX_DISTANCE, hash_image, to_hex
+from ..keys import KeyRefused
 from ..store import HashStore
 from .fetch import fetch_image
 
@@ -181,25 +182,34 @@ def bearer_key(request: Request) -> str:
 
 
 @contextmanager
-def tenant(pool: Any, url: str, key: str) -> Iterator[tuple[HashStore, int]]:
-    """A store over a pooled connection, in one transaction bound to ``key``'s company."""
+def tenant(pool: Any, url: str, key: str,
+           company_id: int | None = None) -> Iterator[tuple[HashStore, int]]:
+    """A store over a pooled connection, in one transaction bound to ``key``'s company (an
+    operator's key: to ``company_id``)."""
     with pool.connection() as conn:
         store = HashStore.over(conn, url)
         try:
-            with store.login(key) as company:
+            with store.login(key, company_id) as company:
                 conn.execute("SELECT set_config('ahashdb.company_id', %s, true)",
                              (str(company),))
                 yield store, company
-        except InvalidInput as exc:
-            if "unknown or revoked" in str(exc):
-                raise Problem(401, "Unauthorized", "unknown or revoked key") from None
-            raise
+        except KeyRefused as exc:
+            title = {401: "Unauthorized", 403: "Forbidden"}.get(exc.status, "Bad Request")
+            raise Problem(exc.status, title, str(exc)) from None
         finally:
             store.close()
 
 
+def company_param(company_id: Annotated[int | None, Query(
+        description="With an operator's key (keys create --all-companies): the company to"
+        " work on. A company's own key may name only its own company.")] = None) -> int | None:
+    """The ``company_id`` query parameter, which only an operator's key needs."""
+    return company_id
+
+
 # Module level: FastAPI resolves the endpoints' (string) annotations in this namespace.
 Key = Annotated[str, Depends(bearer_key)]
+Company = Annotated[int | None, Depends(company_param)]
 Algorithm = Annotated[str, Query(description="ahash, phash, dhash or whash")]
 
 
@@ -264,6 +274,7 @@ def _routes(settings: Settings, pool: Any) -> Any:
     async def post_image(
         request: Request,
         key: Key,
+        company_id: Company,
         file: Annotated[UploadFile | None, File(description="The image")] = None,
         max_distance: Annotated[int | None, Query(ge=0, le=64)] = None,
         meta_id: Annotated[int | None, Query(description="Your id for the image")] = None,
@@ -292,12 +303,13 @@ def _routes(settings: Settings, pool: Any) -> Any:
             reason = str(exc).split(": ", 1)[-1]
             raise Problem(400, "Bad Request", f"{name}: {reason}") from None
         t = DEFAULT_MAX_DISTANCE[algorithm] if max_distance is None else max_distance
-        return await asyncio.to_thread(_check_and_store, key, h, t, meta_id, source or name,
-                                       algorithm, store)
+        return await asyncio.to_thread(_check_and_store, key, company_id, h, t, meta_id,
+                                       source or name, algorithm, store)
 
-    def _check_and_store(key: str, h: int, t: int, meta_id: int | None, source: str,
-                         algorithm: str, mode: str) -> dict[str, Any]:
-        with tenant(pool, url, key) as (s, company):
+    def _check_and_store(key: str, company_id: int | None, h: int, t: int,
+                         meta_id: int | None, source: str, algorithm: str,
+                         mode: str) -> dict[str, Any]:
+        with tenant(pool, url, key, company_id) as (s, company):
             if mode == "if-new":
                 result = s.insert_if_new(h, company_id=company, meta_id=meta_id,
                                          max_distance=t, source=source, algorithm=algorithm,
@@ -318,6 +330,7 @@ def _routes(settings: Settings, pool: Any) -> Any:
     @router.get("/v1/search", summary="Stored images within max_distance of a hash")
     def search(
         key: Key,
+        company_id: Company,
         hash: Annotated[str | None, Query(description="16 hex digits")] = None,  # noqa: A002
         meta_id: int | None = None,
         max_distance: Annotated[int | None, Query(ge=0, le=64)] = None,
@@ -325,7 +338,7 @@ def _routes(settings: Settings, pool: Any) -> Any:
         algorithm: Algorithm = "ahash",
     ) -> dict[str, Any]:
         algorithm = _algorithm(algorithm)
-        with tenant(pool, url, key) as (s, company):
+        with tenant(pool, url, key, company_id) as (s, company):
             out = []
             for own, h in _query_hashes(s, company, hash, meta_id, algorithm):
                 found = s.search(h, company_id=company, max_distance=max_distance,
@@ -337,13 +350,14 @@ def _routes(settings: Settings, pool: Any) -> Any:
     @router.get("/v1/nearest", summary="The k stored images closest to a hash")
     def nearest(
         key: Key,
+        company_id: Company,
         hash: Annotated[str | None, Query(description="16 hex digits")] = None,  # noqa: A002
         meta_id: int | None = None,
         k: Annotated[int, Query(ge=0, le=10_000)] = 10,
         algorithm: Algorithm = "ahash",
     ) -> dict[str, Any]:
         algorithm = _algorithm(algorithm)
-        with tenant(pool, url, key) as (s, company):
+        with tenant(pool, url, key, company_id) as (s, company):
             out = []
             for own, h in _query_hashes(s, company, hash, meta_id, algorithm):
                 found = s.nearest(h, company_id=company, k=k + (own is not None),
@@ -354,12 +368,13 @@ def _routes(settings: Settings, pool: Any) -> Any:
     @router.get("/v1/duplicates", summary="Groups of look-alike images, largest first")
     def duplicates(
         key: Key,
+        company_id: Company,
         max_distance: Annotated[int, Query(ge=0, le=16)] = 4,
         algorithm: Algorithm = "ahash",
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> dict[str, Any]:
         algorithm = _algorithm(algorithm)
-        with tenant(pool, url, key) as (s, company):
+        with tenant(pool, url, key, company_id) as (s, company):
             groups = []
             for g in s.duplicates(company_id=company, max_distance=max_distance,
                                   algorithm=algorithm):
@@ -369,35 +384,35 @@ def _routes(settings: Settings, pool: Any) -> Any:
         return {"groups": groups}
 
     @router.delete("/v1/images/{row_id}", summary="Delete one stored row")
-    def delete_one(key: Key, row_id: int) -> dict[str, int]:
-        with tenant(pool, url, key) as (s, company):
+    def delete_one(key: Key, company_id: Company, row_id: int) -> dict[str, int]:
+        with tenant(pool, url, key, company_id) as (s, company):
             n = s.delete(company_id=company, ids=[row_id])
         if not n:
             raise Problem(404, "Not Found", f"no row {row_id}")
         return {"deleted": n}
 
     @router.delete("/v1/images", summary="Delete every hash of one meta_id")
-    def delete_meta(key: Key, meta_id: int) -> dict[str, int]:
-        with tenant(pool, url, key) as (s, company):
+    def delete_meta(key: Key, company_id: Company, meta_id: int) -> dict[str, int]:
+        with tenant(pool, url, key, company_id) as (s, company):
             return {"deleted": s.delete(company_id=company, meta_id=meta_id)}
 
     @router.post("/v1/decisions", summary="Mark rows as not duplicates of each other")
-    async def decide(request: Request, key: Key) -> dict[str, int]:
+    async def decide(request: Request, key: Key, company_id: Company) -> dict[str, int]:
         body = await request.json()
         ids = body.get("ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or len(ids) < 2 or not all(isinstance(i, int) for i in ids):
             raise Problem(400, "Bad Request", 'send {"ids": [id, id, …]} (two or more)')
-        with tenant(pool, url, key) as (s, company):
+        with tenant(pool, url, key, company_id) as (s, company):
             return {"recorded": s.mark_not_duplicates(company_id=company, ids=ids)}
 
     @router.post("/v1/groups/keep", summary="Keep one row of a group, delete the others")
-    async def keep(request: Request, key: Key) -> dict[str, int]:
+    async def keep(request: Request, key: Key, company_id: Company) -> dict[str, int]:
         body = await request.json()
         ids = body.get("ids") if isinstance(body, dict) else None
         kept = body.get("keep") if isinstance(body, dict) else None
         if not isinstance(ids, list) or not isinstance(kept, int) or kept not in ids:
             raise Problem(400, "Bad Request", 'send {"keep": id, "ids": [id, …]}')
-        with tenant(pool, url, key) as (s, company):
+        with tenant(pool, url, key, company_id) as (s, company):
             return {"deleted": s.keep_only(company_id=company, keep=kept, ids=ids)}
 
     return router

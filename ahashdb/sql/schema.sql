@@ -78,7 +78,7 @@ RETURN lpad(to_hex(h), 16, '0'::text);
 
 CREATE TABLE ahash_api_keys (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-  company_id bigint NOT NULL,
+  company_id bigint,
   name text,
   key_hash bytea NOT NULL,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -402,20 +402,30 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.ahash_login(key text)
+CREATE OR REPLACE FUNCTION public.ahash_login(key text, company bigint DEFAULT NULL::bigint)
  RETURNS bigint
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
-  company bigint;
+  known boolean;
+  own bigint;
 BEGIN
-  SELECT k.company_id INTO company FROM public.ahash_api_keys k
+  SELECT true, k.company_id INTO known, own FROM public.ahash_api_keys k
    WHERE k.key_hash = sha256(convert_to(key, 'UTF8')) AND k.revoked_at IS NULL;
-  IF company IS NULL THEN
+  IF known IS NULL THEN
     RAISE EXCEPTION 'ahash_login: unknown or revoked key' USING ERRCODE = '28000';
   END IF;
+  IF own IS NULL AND company IS NULL THEN
+    RAISE EXCEPTION 'ahash_login: an operator''s key needs the company to work on'
+      USING ERRCODE = '22004';
+  END IF;
+  IF own IS NOT NULL AND company IS NOT NULL AND company <> own THEN
+    RAISE EXCEPTION 'ahash_login: this key is not company %''s', company
+      USING ERRCODE = '42501';
+  END IF;
+  company := coalesce(own, company);
   INSERT INTO public.ahash_bindings (pid, xact, company_id)
   VALUES (pg_backend_pid(), pg_current_xact_id()::text::bigint, company)
   ON CONFLICT (pid) DO UPDATE SET xact = EXCLUDED.xact, company_id = EXCLUDED.company_id;

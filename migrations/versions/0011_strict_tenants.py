@@ -4,12 +4,15 @@ In the "trusted application" mode the row-level security policy reads the settin
 ``ahashdb.company_id``, which any role may change: SQL injected into an application can
 ``SET`` it to another company. This revision adds what a strict mode needs:
 
-- ``ahash_api_keys``: per-company keys, stored as SHA-256 hashes only (``ahashdb keys``).
+- ``ahash_api_keys``: per-company keys, stored as SHA-256 hashes only (``ahashdb keys``),
+  and operators' keys for every company (``company_id`` NULL), which bind a transaction to
+  one company they name.
 - ``ahash_bindings``: which company the current transaction of each backend was bound to.
   No application role can read or write it.
-- ``ahash_login(key)``: checks a key inside PostgreSQL (``SECURITY DEFINER`` with a pinned
-  ``search_path``) and binds the current transaction to its company; an unknown or revoked
-  key is an error (SQLSTATE 28000).
+- ``ahash_login(key[, company])``: checks a key inside PostgreSQL (``SECURITY DEFINER`` with a
+  pinned ``search_path``) and binds the current transaction to its company (an operator's
+  key: to ``company``); an unknown or revoked key is an error (SQLSTATE 28000), and so is a
+  company's key naming another company (42501).
 - ``ahash_bound_company()``: the company bound to the current transaction, or NULL. A
   binding names its backend and its transaction id, so it ends with the transaction, and a
   pooler in transaction mode cannot carry it into another client's transaction.
@@ -35,7 +38,7 @@ depends_on = None
 AHASH_API_KEYS_TABLE = """
 CREATE TABLE ahash_api_keys (
   id bigint GENERATED ALWAYS AS IDENTITY,
-  company_id bigint NOT NULL,
+  company_id bigint,
   name text,
   key_hash bytea NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
@@ -55,18 +58,28 @@ CREATE UNLOGGED TABLE ahash_bindings (
 """
 
 AHASH_LOGIN = """
-CREATE FUNCTION ahash_login(key text) RETURNS bigint
+CREATE FUNCTION ahash_login(key text, company bigint DEFAULT NULL) RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-  company bigint;
+  known boolean;
+  own bigint;
 BEGIN
-  SELECT k.company_id INTO company FROM public.ahash_api_keys k
+  SELECT true, k.company_id INTO known, own FROM public.ahash_api_keys k
    WHERE k.key_hash = sha256(convert_to(key, 'UTF8')) AND k.revoked_at IS NULL;
-  IF company IS NULL THEN
+  IF known IS NULL THEN
     RAISE EXCEPTION 'ahash_login: unknown or revoked key' USING ERRCODE = '28000';
   END IF;
+  IF own IS NULL AND company IS NULL THEN
+    RAISE EXCEPTION 'ahash_login: an operator''s key needs the company to work on'
+      USING ERRCODE = '22004';
+  END IF;
+  IF own IS NOT NULL AND company IS NOT NULL AND company <> own THEN
+    RAISE EXCEPTION 'ahash_login: this key is not company %''s', company
+      USING ERRCODE = '42501';
+  END IF;
+  company := coalesce(own, company);
   INSERT INTO public.ahash_bindings (pid, xact, company_id)
   VALUES (pg_backend_pid(), pg_current_xact_id()::text::bigint, company)
   ON CONFLICT (pid) DO UPDATE SET xact = EXCLUDED.xact, company_id = EXCLUDED.company_id;
@@ -114,7 +127,7 @@ def downgrade() -> None:
     for statement in (
         DROP_STRICT_POLICY,
         "DROP FUNCTION ahash_bound_company()",
-        "DROP FUNCTION ahash_login(text)",
+        "DROP FUNCTION ahash_login(text, bigint)",
         "DROP TABLE ahash_bindings",
         "DROP TABLE ahash_api_keys",
     ):
