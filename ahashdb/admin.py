@@ -144,9 +144,9 @@ def stats(conn: psycopg.Connection, company_id: int | None) -> dict[str, Any]:
     # differ by a bit or two for the same image (drift).
     made_by = conn.execute(
         "SELECT h.algorithm::text, k.hash_size, k.imagehash_version, k.pillow_version,"
-        f" count(*) FROM (SELECT algorithm, hasher FROM image_hashes {where}) AS h"
-        " LEFT JOIN ahash_hashers k ON k.id = h.hasher"
-        " GROUP BY h.algorithm, 2, 3, 4 ORDER BY h.algorithm, 3 NULLS FIRST, 4 NULLS FIRST",
+        f" k.decode, count(*) FROM (SELECT algorithm, hasher FROM image_hashes {where}) AS h"
+        " LEFT JOIN ahash_hashers k ON k.id = h.hasher GROUP BY h.algorithm, 2, 3, 4, 5"
+        " ORDER BY h.algorithm, 3 NULLS FIRST, 4 NULLS FIRST, 5 NULLS FIRST",
         params).fetchall()
     by_algorithm: dict[str, int] = {}
     for algorithm, *_, n in made_by:
@@ -159,8 +159,9 @@ def stats(conn: psycopg.Connection, company_id: int | None) -> dict[str, Any]:
         "companies": {c: n for c, n in per_company},
         "algorithms": by_algorithm,
         "hashed_by": [
-            {"algorithm": a, "hash_size": size, "imagehash": ih, "pillow": pil, "rows": n}
-            for a, size, ih, pil, n in made_by
+            {"algorithm": a, "hash_size": size, "imagehash": ih, "pillow": pil,
+             "decode": decode, "rows": n}
+            for a, size, ih, pil, decode, n in made_by
         ],
         "all_zero_hashes": degenerate[0] if degenerate else 0,
         "all_one_hashes": degenerate[1] if degenerate else 0,

@@ -302,11 +302,12 @@ def read_hash_rows(
 # --- hashing ---------------------------------------------------------------------------------
 
 
-def _hash_item(item: Item, algorithm: str = "ahash") -> tuple[Item, int | None]:
+def _hash_item(item: Item, algorithm: str = "ahash",
+               fast: bool = False) -> tuple[Item, int | None]:
     if item.error is not None:
         return item, None
     try:
-        return item, hash_image(item.path, algorithm)
+        return item, hash_image(item.path, algorithm, fast)
     except AhashdbError as exc:
         msg = str(exc)
         prefix = f"{item.path}: "
@@ -324,15 +325,16 @@ def _init_worker() -> None:
 
 
 def hash_many(
-    items: Iterable[Item], workers: int | None = None, algorithm: str = "ahash"
+    items: Iterable[Item], workers: int | None = None, algorithm: str = "ahash",
+    fast: bool = False,
 ) -> Iterator[tuple[Item, int | None]]:
     """Hash items by ``algorithm`` on ``workers`` processes (default: all cores), streaming,
-    order kept.
+    order kept; ``fast``: reduced-scale JPEG decoding (see :func:`hash_image`).
 
     Yields ``(item, unsigned hash)`` or ``(item, None)`` with ``item.error`` set.
     """
     workers = workers or os.cpu_count() or 1
-    work = functools.partial(_hash_item, algorithm=check_algorithm(algorithm))
+    work = functools.partial(_hash_item, algorithm=check_algorithm(algorithm), fast=fast)
     if workers <= 1:
         yield from map(work, items)
         return
@@ -379,6 +381,7 @@ def ingest_files(
     algorithm: str = "ahash",
     if_new: int | None = None,
     on_match: Callable[[str, list[Any]], None] | None = None,
+    fast: bool = False,
 ) -> IngestSummary:
     """Hash every item by ``algorithm`` and store it; bad inputs are reported through
     ``on_error`` and skipped; low-information hashes are stored and reported through
@@ -399,13 +402,13 @@ def ingest_files(
     def flush() -> None:
         if batch:
             added = store.insert_many(batch, batch_size=len(batch), algorithm=algorithm,
-                                      hashed_here=True)
+                                      hashed_here=True, fast=fast)
             summary.added += added
             summary.present += len(batch) - added
             batch.clear()
 
     try:
-        for item, h in hash_many(items, workers, algorithm):
+        for item, h in hash_many(items, workers, algorithm, fast):
             cid = item.company_id if item.company_id is not None else company_id
             if h is None or cid is None or item.meta_id is None:
                 if item.error:
@@ -427,7 +430,7 @@ def ingest_files(
                     result = store.insert_if_new(to_signed(h), company_id=cid,
                                                  meta_id=item.meta_id, max_distance=if_new,
                                                  source=item.source, algorithm=algorithm,
-                                                 hashed_here=True)
+                                                 hashed_here=True, fast=fast)
                     if result.stored is not None:
                         summary.added += 1
                     elif any(m.meta_id == item.meta_id and m.distance == 0

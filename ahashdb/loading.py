@@ -43,6 +43,7 @@ def normalize_rows(
     algorithm: str,
     hasher: Callable[[], int],
     hashed_here: bool,
+    fast: bool = False,
 ) -> Iterator[Row]:
     own = hasher() if hashed_here else None
     for n, row in enumerate(rows, 1):
@@ -76,7 +77,7 @@ def normalize_rows(
                 check_id("company_id", company),
                 check_id("meta_id", meta),
                 algorithm,
-                to_signed(hash_of(value, algorithm)),
+                to_signed(hash_of(value, algorithm, fast)),
                 check_source(source),
                 hasher() if image else own,
             )

@@ -131,9 +131,12 @@ ahash_hashers = Table(
     Column("imagehash_version", Text, nullable=False),
     Column("pillow_version", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    # "full": imagehash's own result; "reduced": a JPEG decoded at reduced scale (--fast).
+    Column("decode", Text, server_default=text("'full'::text"), nullable=False),
     PrimaryKeyConstraint("id", name="ahash_hashers_pkey"),
-    UniqueConstraint("algorithm", "hash_size", "imagehash_version", "pillow_version",
+    UniqueConstraint("algorithm", "hash_size", "imagehash_version", "pillow_version", "decode",
                      name="ahash_hashers_key"),
+    CheckConstraint("decode IN ('full', 'reduced')", name="ahash_hashers_decode"),
 )
 
 ahash_chunk_masks = Table(
@@ -150,7 +153,7 @@ ahash_api_keys = Table(
     "ahash_api_keys",
     metadata,
     Column("id", BigInteger, Identity(always=True), nullable=False),
-    Column("company_id", BigInteger, nullable=False),
+    Column("company_id", BigInteger, nullable=True),  # NULL: an operator's key
     Column("name", Text, nullable=True),
     Column("key_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),

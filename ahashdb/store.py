@@ -70,7 +70,7 @@ class HashStore(TenancyMethods):
         self.tenant = None if tenant is None else check_id("tenant", tenant)
         self._conn: psycopg.Connection | None = None
         self._schema_checked = False
-        self._hashers: dict[str, int] = {}
+        self._hashers: dict[tuple[str, str], int] = {}
         self._borrowed = False
 
     @classmethod
@@ -197,23 +197,25 @@ class HashStore(TenancyMethods):
         meta_id: int,
         source: str | None = None,
         algorithm: str = "ahash",
+        fast: bool = False,
     ) -> int | None:
         """Store one hash; returns the new row's id, or None when it was already stored.
 
-        An image is hashed by ``algorithm`` (ahash, phash, dhash or whash) and the row
-        records this process's imagehash and Pillow versions; a hash value is stored as
-        that algorithm's hash, with no versions recorded."""
+        An image is hashed by ``algorithm`` (ahash, phash, dhash or whash; ``fast``:
+        reduced-scale JPEG decoding, see :func:`ahashdb.hash_image`) and the row records
+        this process's imagehash and Pillow versions and the decoding; a hash value is
+        stored as that algorithm's hash, with no versions recorded."""
         company_id = check_id("company_id", company_id)
         meta_id = check_id("meta_id", meta_id)
         algorithm = check_algorithm(algorithm)
         hashed_here = not is_hash_spelling(image_or_hash)
-        h = to_signed(hash_of(image_or_hash, algorithm))
+        h = to_signed(hash_of(image_or_hash, algorithm, fast))
         row = self.connection.execute(
             "INSERT INTO image_hashes (company_id, meta_id, algorithm, hash, source, hasher)"
             " VALUES (%s, %s, %s::ahash_algorithm, %s, %s, %s)"
             " ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING RETURNING id",
             (company_id, meta_id, algorithm, h, check_source(source),
-             self.hasher_id(algorithm) if hashed_here else None),
+             self.hasher_id(algorithm, fast) if hashed_here else None),
         ).fetchone()
         return None if row is None else row[0]
 
@@ -227,6 +229,7 @@ class HashStore(TenancyMethods):
         source: str | None = None,
         algorithm: str = "ahash",
         hashed_here: bool | None = None,
+        fast: bool = False,
     ) -> InsertResult:
         """Store the hash only if the company holds nothing within ``max_distance`` bits
         of it (default: the algorithm's); atomic (``ahash_insert_if_new``): of several
@@ -242,32 +245,35 @@ class HashStore(TenancyMethods):
         max_distance = check_distance("max_distance", max_distance)
         if hashed_here is None:
             hashed_here = not is_hash_spelling(image_or_hash)
-        h = hash_of(image_or_hash, algorithm)
+        h = hash_of(image_or_hash, algorithm, fast)
         return searching.insert_if_new(
             self.connection, company_id, h, max_distance, meta_id, check_source(source),
-            algorithm, self.hasher_id(algorithm) if hashed_here else None)
+            algorithm, self.hasher_id(algorithm, fast) if hashed_here else None)
 
-    def hasher_id(self, algorithm: str = "ahash") -> int:
+    def hasher_id(self, algorithm: str = "ahash", fast: bool = False) -> int:
         """The ``ahash_hashers`` id of ``algorithm`` at this process's imagehash and Pillow
-        versions (recorded on first use): what rows hashed here carry in ``hasher``."""
+        versions, decoded fully or (``fast``) at reduced scale, recorded on first use: what
+        rows hashed here carry in ``hasher``."""
         algorithm = check_algorithm(algorithm)
-        if algorithm not in self._hashers:
+        decode = "reduced" if fast else "full"
+        if (algorithm, decode) not in self._hashers:
             imagehash_version, pillow_version = hasher_versions()
-            key = (algorithm, HASH_SIZE, imagehash_version, pillow_version)
+            key = (algorithm, HASH_SIZE, imagehash_version, pillow_version, decode)
             conn = self.connection
             row = conn.execute(
                 "INSERT INTO ahash_hashers (algorithm, hash_size, imagehash_version,"
-                " pillow_version) VALUES (%s::ahash_algorithm, %s, %s, %s)"
-                " ON CONFLICT (algorithm, hash_size, imagehash_version, pillow_version)"
+                " pillow_version, decode) VALUES (%s::ahash_algorithm, %s, %s, %s, %s)"
+                " ON CONFLICT (algorithm, hash_size, imagehash_version, pillow_version, decode)"
                 " DO NOTHING RETURNING id", key).fetchone()
             if row is None:
                 row = conn.execute(
                     "SELECT id FROM ahash_hashers WHERE algorithm = %s::ahash_algorithm"
-                    " AND hash_size = %s AND imagehash_version = %s AND pillow_version = %s",
-                    key).fetchone()
+                    " AND hash_size = %s AND imagehash_version = %s AND pillow_version = %s"
+                    " AND decode = %s", key).fetchone()
             assert row is not None
-            self._hashers[algorithm] = int(row[0])
-        return self._hashers[algorithm]
+            self._hashers[(algorithm, decode)] = int(row[0])
+        return self._hashers[(algorithm, decode)]
+
     def insert_many(
         self,
         rows: Iterable[Sequence[Any] | Mapping[str, Any]],
@@ -278,6 +284,7 @@ class HashStore(TenancyMethods):
         algorithm: str = "ahash",
         hashed_here: bool = False,
         writers: int = 1,
+        fast: bool = False,
     ) -> int:
         """Store many hashes with COPY; returns how many rows were added.
 
@@ -303,8 +310,9 @@ class HashStore(TenancyMethods):
         if isinstance(writers, bool) or not isinstance(writers, int) or not 1 <= writers <= 64:
             raise InvalidInput(f"writers {writers!r}: expected 1 to 64")
         algorithm = check_algorithm(algorithm)
-        normalized = loading.normalize_rows(rows, algorithm, lambda: self.hasher_id(algorithm),
-                                            hashed_here)
+        normalized = loading.normalize_rows(rows, algorithm,
+                                            lambda: self.hasher_id(algorithm, fast), hashed_here,
+                                            fast)
         if bulk:
             return loading.bulk_load(self.connection, normalized, on_batch)
         batches = iter(lambda: list(itertools.islice(normalized, batch_size)), [])

@@ -90,7 +90,8 @@ def test_phash_end_to_end_from_the_cli(store: HashStore, photos: Path, tmp_path:
     assert s["algorithms"] == {"ahash": 6, "phash": 6}
     ih, pil = hasher_versions()
     assert s["hashed_by"] == [
-        {"algorithm": a, "hash_size": 8, "imagehash": ih, "pillow": pil, "rows": 6}
+        {"algorithm": a, "hash_size": 8, "imagehash": ih, "pillow": pil, "decode": "full",
+         "rows": 6}
         for a in ("ahash", "phash")]
     r = run(url, "stats")
     assert f"phash: imagehash {ih}, Pillow {pil}, 8x8 — 6 rows" in r.stdout

@@ -127,7 +127,9 @@ def stats(
         ("algorithms", ", ".join(f"{a} {n:,}" for a, n in s["algorithms"].items()) or "none"),
         *(("hashed by", f"{h['algorithm']}: "
            + (f"imagehash {h['imagehash']}, Pillow {h['pillow']}, {h['hash_size']}x"
-              f"{h['hash_size']}" if h["imagehash"] else "not recorded (imported hashes)")
+              f"{h['hash_size']}" + (", JPEGs decoded at reduced scale (--fast)"
+                                     if h["decode"] == "reduced" else "")
+              if h["imagehash"] else "not recorded (imported hashes)")
            + f" — {h['rows']:,} rows") for h in s["hashed_by"]),
         ("all-zero hashes", f"{s['all_zero_hashes']:,}"),
         ("all-one hashes", f"{s['all_one_hashes']:,}"),

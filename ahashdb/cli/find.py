@@ -19,6 +19,7 @@ from .common import (
     AlgorithmOpt,
     CompanyId,
     Failures,
+    FastOpt,
     FormatOpt,
     app,
     check_ids,
@@ -65,6 +66,7 @@ def query(
         min=0)] = 30.0,
     fmt: FormatOpt = Format.table,
     algorithm: AlgorithmOpt = Algorithm.ahash,
+    fast: FastOpt = False,
 ) -> None:
     """Find stored images that look like the given ones (exact Hamming search).
 
@@ -113,7 +115,7 @@ def query(
         if hash_hex:
             queries = [(h, from_hex(h)) for h in hash_hex]
         else:
-            queries = list(hash_images(images or [], None, failures, alg))
+            queries = list(hash_images(images or [], None, failures, alg, fast))
         scope["company_id"] = company_id
 
         def rows() -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ from .common import (
     AlgorithmOpt,
     CompanyId,
     Failures,
+    FastOpt,
     FormatOpt,
     Progress,
     app,
@@ -44,6 +45,7 @@ def hash_cmd(
     workers: Annotated[int | None, typer.Option(help="Hashing processes (default: all cores).",
                                                 show_default=False)] = None,
     algorithm: AlgorithmOpt = Algorithm.ahash,
+    fast: FastOpt = False,
 ) -> None:
     """Print the aHash (or --algorithm's hash) of images as 16 hex digits, the same as
     str(imagehash.average_hash(image)) (no database needed).
@@ -56,7 +58,7 @@ def hash_cmd(
     failures = Failures()
 
     def rows() -> Iterator[dict[str, Any]]:
-        for path, h in hash_images(files, workers, failures, algorithm.value):
+        for path, h in hash_images(files, workers, failures, algorithm.value, fast):
             yield {"hash": to_hex(h), "path": path}
 
     with errors(ctx):
@@ -101,6 +103,7 @@ def ingest(
         show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     algorithm: AlgorithmOpt = Algorithm.ahash,
+    fast: FastOpt = False,
     follow_links: Annotated[bool, typer.Option(
         "--follow-links", help="Enter links to folders inside the folders given (each folder"
         " once, so link loops end). By default they are skipped; globs never follow them.")
@@ -195,7 +198,7 @@ def ingest(
                         batch_size=batch_size or 1000, on_error=on_error,
                         on_progress=progress.advance,
                         stop=stop, on_warning=lambda path, msg: progress.write(f"{path}: {msg}"),
-                        algorithm=algorithm.value, if_new=if_new,
+                        algorithm=algorithm.value, if_new=if_new, fast=fast,
                         on_match=lambda path, found: progress.write(
                             f"{path}: not stored, within {found[0].distance} bits of id"
                             f" {found[0].id} (meta_id {found[0].meta_id})"),

@@ -118,8 +118,10 @@ CREATE TABLE ahash_hashers (
   imagehash_version text NOT NULL,
   pillow_version text NOT NULL,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
+  decode text DEFAULT 'full'::text NOT NULL,
+  CONSTRAINT ahash_hashers_decode CHECK ((decode = ANY (ARRAY['full'::text, 'reduced'::text]))),
   CONSTRAINT ahash_hashers_pkey PRIMARY KEY (id),
-  CONSTRAINT ahash_hashers_key UNIQUE (algorithm, hash_size, imagehash_version, pillow_version)
+  CONSTRAINT ahash_hashers_key UNIQUE (algorithm, hash_size, imagehash_version, pillow_version, decode)
 );
 
 CREATE TABLE image_hashes (

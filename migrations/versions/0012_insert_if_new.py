@@ -18,7 +18,9 @@ in one global order (company first, then nibbles by position), so they cannot de
 The function runs as the caller: row-level security applies to its search and its insert.
 
 ``ahash_decisions`` records people's verdicts on pairs of rows ("not duplicates"), which
-duplicate listings leave out.
+duplicate listings leave out. ``ahash_hashers.decode`` tells rows hashed from a fully
+decoded image ("full", imagehash's own result) from those of a JPEG decoded at reduced
+scale ("reduced", ``--fast``), which may differ from imagehash's by a bit or two.
 
 Revision ID: 0012
 Revises: 0011
@@ -96,16 +98,39 @@ CREATE TABLE ahash_decisions (
 """
 
 
+HASHERS_DECODE = """
+ALTER TABLE ahash_hashers
+  ADD COLUMN decode text NOT NULL DEFAULT 'full',
+  ADD CONSTRAINT ahash_hashers_decode CHECK (decode IN ('full', 'reduced')),
+  DROP CONSTRAINT ahash_hashers_key,
+  ADD CONSTRAINT ahash_hashers_key
+    UNIQUE (algorithm, hash_size, imagehash_version, pillow_version, decode)
+"""
+
+# Revision 0011 cannot tell reduced-scale hashes from imagehash's: their rows lose the mark.
+HASHERS_DECODE_DOWN = """
+UPDATE image_hashes SET hasher = NULL
+ WHERE hasher IN (SELECT id FROM ahash_hashers WHERE decode = 'reduced');
+DELETE FROM ahash_hashers WHERE decode = 'reduced';
+ALTER TABLE ahash_hashers
+  DROP CONSTRAINT ahash_hashers_key,
+  DROP COLUMN decode,
+  ADD CONSTRAINT ahash_hashers_key UNIQUE (algorithm, hash_size, imagehash_version, pillow_version)
+"""
+
+
 def upgrade() -> None:
     for statement in (
         AHASH_INSERT_IF_NEW,
         AHASH_DECISIONS_TABLE,
+        HASHERS_DECODE,
     ):
         op.execute(statement)
 
 
 def downgrade() -> None:
     for statement in (
+        HASHERS_DECODE_DOWN,
         "DROP TABLE ahash_decisions",
         "DROP FUNCTION ahash_insert_if_new(bigint, bigint, integer, bigint, text,"
         " ahash_algorithm, smallint, integer)",
