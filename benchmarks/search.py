@@ -18,6 +18,7 @@ between queries adds to each one on this machine.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ def main() -> int:
     ap.add_argument("--companies", type=int, default=10)
     ap.add_argument("--queries", type=int, default=60, help="queries per case for ahash/numpy")
     ap.add_argument("--plain-queries", type=int, default=12, help="queries per case for plain SQL")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds per case; figures are the medians over rounds")
     ap.add_argument("--database-url", default=None, help="server to use (default: embedded)")
     ap.add_argument("--keep", action="store_true", help="keep the ahashdb_bench database")
     args = ap.parse_args()
@@ -117,20 +120,51 @@ def main() -> int:
     def fetch(query: str, c: int | None, q: int) -> list:
         return conn.execute(query, (c, q)).fetchall()
 
+    # What a query reads, whatever the machine's speed: index entries returned and buffers
+    # asked for, from this backend's own statistics inside one transaction (no parallel
+    # workers, whose reads these counters do not see).
+    work_sql = (
+        "SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(i.indexrelid)), 0),"
+        " coalesce(sum(pg_stat_get_xact_blocks_fetched(r.oid)), 0)"
+        " FROM pg_class r LEFT JOIN pg_index i ON i.indexrelid = r.oid"
+        " WHERE r.relname IN ('image_hashes', 'plain_hashes', 'ahash_chunk_masks')"
+        " OR r.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid::regclass::text IN"
+        " ('image_hashes', 'plain_hashes', 'ahash_chunk_masks'))")
+
+    def work(query: str, c: int | None, q: int) -> tuple[int, int]:
+        with conn.transaction():
+            conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            before = conn.execute(work_sql).fetchone()
+            conn.execute(query, (c, q)).fetchall()
+            after = conn.execute(work_sql).fetchone()
+        return int(after[0] - before[0]), int(after[1] - before[1])
+
     def run_case(
         label: str, company: int | None, ahash_sql: str, plain_sql: str, own_sql: str, numpy_fn
     ) -> None:  # noqa: ANN001
         nonlocal mismatches
         # Each engine runs its queries back to back, as on a busy server: interleaving them
-        # would leave PostgreSQL idle while numpy works, and on this kind of virtual
-        # machine an idle backend takes ~0.5 ms to wake (see idle_wakeup below).
+        # query by query would leave PostgreSQL idle while numpy works, and on this kind of
+        # virtual machine an idle backend takes ~0.5 ms to wake (see idle_wakeup below).
+        # Rounds interleave the engines instead: ahash, plain SQL, ahash, plain SQL, ...;
+        # each figure is the median over rounds, each ratio the median of the rounds' ratios.
         picks = [(int(q_company[i]) if company is not None else None, int(qs_signed[i]))
                  for i in range(args.queries)]
-        a_t, answers = [], []
-        for c, q in picks:
-            dt, rows = timed(fetch, ahash_sql, c, q)
-            a_t.append(dt)
-            answers.append([r[0] for r in rows])
+        a50s, a95s, p50s, o50s, ratios = [], [], [], [], []
+        for _ in range(args.rounds):
+            a_t, answers = [], []
+            for c, q in picks:
+                dt, rows = timed(fetch, ahash_sql, c, q)
+                a_t.append(dt)
+                answers.append([r[0] for r in rows])
+            p_t = [timed(fetch, plain_sql, c, q)[0] for c, q in picks[:args.plain_queries]]
+            o_t = [timed(fetch, own_sql, c, q)[0] for c, q in picks[:args.plain_queries]]
+            a50, a95 = summary(a_t)
+            a50s.append(a50)
+            a95s.append(a95)
+            p50s.append(summary(p_t)[0])
+            o50s.append(summary(o_t)[0])
+            ratios.append(p50s[-1] / a50)
         n_t = []
         for i, (c, _) in enumerate(picks):
             dt, expect = timed(numpy_fn, c, qs[i])
@@ -138,20 +172,21 @@ def main() -> int:
             if answers[i] != expect:
                 mismatches += 1
         found = [len(a) for a in answers]
-        p_t = [timed(fetch, plain_sql, c, q)[0] for c, q in picks[:args.plain_queries]]
-        o_t = [timed(fetch, own_sql, c, q)[0] for c, q in picks[:args.plain_queries]]
-        a50, a95 = summary(a_t)
-        p50, _ = summary(p_t)
-        o50, _ = summary(o_t)
+        a_work = [work(ahash_sql, c, q) for c, q in picks[:10]]
+        p_work = [work(plain_sql, c, q) for c, q in picks[:3]]
+        a50, a95, p50, o50 = (statistics.median(v) for v in (a50s, a95s, p50s, o50s))
         n50, _ = summary(n_t)
         results.append(
             (
                 label,
                 f"{ms(a50)} / {ms(a95)}",
                 f"{ms(p50)}",
-                f"{p50 / a50:.0f}x",
+                f"{statistics.median(ratios):.0f}x",
                 f"{ms(o50)} ({o50 / a50:.0f}x)",
                 f"{ms(n50)}  [{np.median(found):.0f}]",
+                f"{statistics.median(w[0] for w in a_work):,.0f} /"
+                f" {statistics.median(w[1] for w in a_work):,.0f}",
+                f"{statistics.median(w[1] for w in p_work):,.0f}",
             )
         )
 
@@ -213,6 +248,8 @@ def main() -> int:
         "speed-up",
         "plain SQL on own table",
         "numpy p50 [rows]",
+        "ahash entries / buffers",
+        "plain buffers",
     )
     widths = [max(len(str(r[i])) for r in [head, *results]) for i in range(len(head))]
     print()
