@@ -161,7 +161,27 @@ def main() -> int:
                 h, d = results[http], results[direct]
                 print(f"{http}: {len(h[1]) / h[0] / (len(d[1]) / d[0]):.2f}x the throughput"
                       f" of {direct}")
-            errors = sum(r[2] for r in results.values())
+            # Check-and-inserts that do not conflict (random, unrelated hashes): how far they
+            # scale from one session to N, since only near-identical ones should wait.
+            unrelated = iter(range(10**9))
+
+            def direct_unrelated(state, k, i):  # noqa: ANN001, ANN202
+                if state == "open":
+                    return HashStore(url)
+                if isinstance(state, tuple):
+                    return state[1].close()
+                n = next(unrelated)
+                h = (n * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & ((1 << 64) - 1)
+                state.insert_if_new(h, company_id=1, meta_id=30_000_000 + n, max_distance=10)
+                return True
+
+            one = run_clients(1, args.requests * 2, direct_unrelated)
+            report("insert_if_new, unrelated, 1 session", *one)
+            many = run_clients(args.clients, args.requests, direct_unrelated)
+            report(f"insert_if_new, unrelated, {args.clients} sessions", *many)
+            print(f"unrelated check-and-inserts: {args.clients} sessions"
+                  f" {len(many[1]) / many[0] / (len(one[1]) / one[0]):.2f}x one session")
+            errors = sum(r[2] for r in results.values()) + one[2] + many[2]
         finally:
             server.terminate()
             server.wait(30)

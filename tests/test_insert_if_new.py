@@ -34,9 +34,9 @@ def test_stores_new_and_returns_the_matches_of_a_near_copy(store: HashStore) -> 
     assert store.count(1) == 2 and store.count(2) == 1
 
 
-@pytest.mark.parametrize("t", [3, 10, 20])
+@pytest.mark.parametrize("t", [3, 10, 11, 12, 20, "mixed"])
 def test_simultaneous_near_identical_inserts_store_exactly_one(store: HashStore,
-                                                               t: int) -> None:
+                                                               t: int | str) -> None:
     n = 8
     barrier = threading.Barrier(n)
     results = [None] * n
@@ -45,8 +45,11 @@ def test_simultaneous_near_identical_inserts_store_exactly_one(store: HashStore,
         with HashStore(store.url) as s:
             s.connection  # noqa: B018 - connect before the barrier
             barrier.wait()
+            # "mixed": half the callers use a threshold under the pair locks' bound (11),
+            # half one over it; they must exclude each other all the same.
+            limit = (4 if k % 2 else 14) if t == "mixed" else t
             results[k] = s.insert_if_new(BASE ^ (1 << k), company_id=5, meta_id=100 + k,
-                                         max_distance=t)
+                                         max_distance=limit)
 
     threads = [threading.Thread(target=insert, args=(k,)) for k in range(n)]
     for th in threads:

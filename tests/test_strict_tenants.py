@@ -74,6 +74,10 @@ def test_without_a_key_no_sql_of_the_role_reads_any_company(
             assert _every_search(conn, company) == set()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("INSERT INTO image_hashes (company_id, meta_id, hash) VALUES (2, 9, 1)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM ahash_insert_if_new(2, 12345, 4, 9)")
+        # the planner's statistics of other companies are hidden from it too
+        assert conn.execute("SELECT ahash_company_rows_estimate(2)").fetchone() == (None,)
         assert conn.execute("DELETE FROM image_hashes").rowcount == 0
         for statement in (
             "SELECT * FROM ahash_bindings", "SELECT * FROM ahash_api_keys",
@@ -100,6 +104,10 @@ def test_a_key_binds_one_transaction_to_its_company(
         assert _every_search(conn, 2) == set()
         conn.execute("SET LOCAL ahashdb.company_id = '2'")
         assert _every_search(conn, None) == {1}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM ahash_insert_if_new(2, 12345, 4, 9)")
+        conn.rollback()
+        conn.execute("SELECT ahash_login(%s)", (key1,))
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
             conn.execute("INSERT INTO image_hashes (company_id, meta_id, hash) VALUES (2, 9, 1)")
         conn.rollback()

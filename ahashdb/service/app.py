@@ -225,23 +225,26 @@ def _match(m: Any) -> dict[str, Any]:
             "source": m.source}
 
 
-def _query_hashes(store: HashStore, company: int, hash_hex: str | None, meta_id: int | None,
-                  algorithm: str) -> list[tuple[int | None, str]]:
-    """(own row id or None, hex) of the query: a hash, or a stored object's hashes."""
+def _found(s: HashStore, company: int, hash_hex: str | None, meta_id: int | None,
+           algorithm: str, **how: Any) -> list[Any]:
+    """Matches of a hash, or (``meta_id``) look-alikes of a stored object, itself left out
+    (:meth:`HashStore.similar_to_meta_id`); ``how``: max_distance and limit, or k."""
     if (hash_hex is None) == (meta_id is None):
         raise Problem(400, "Bad Request", "give hash or meta_id (exactly one)")
-    if hash_hex is not None:
-        from ..hashes import from_hex
+    if meta_id is not None:
+        if not s.hashes_of(company_id=company, meta_id=meta_id, algorithm=algorithm):
+            raise Problem(404, "Not Found", f"meta_id {meta_id}: no {algorithm} hash stored")
+        return [m for _, m in s.similar_to_meta_id(meta_id, company_id=company,
+                                                   algorithm=algorithm, **how)]
+    from ..hashes import from_hex
 
-        try:
-            from_hex(hash_hex)
-        except InvalidHash as exc:
-            raise Problem(400, "Bad Request", str(exc)) from None
-        return [(None, hash_hex)]
-    stored = store.hashes_of(company_id=company, meta_id=meta_id, algorithm=algorithm)
-    if not stored:
-        raise Problem(404, "Not Found", f"meta_id {meta_id}: no {algorithm} hash stored")
-    return [(rid, h) for rid, h in stored]
+    try:
+        from_hex(hash_hex)
+    except InvalidHash as exc:
+        raise Problem(400, "Bad Request", str(exc)) from None
+    if "k" in how:
+        return s.nearest(hash_hex, company_id=company, algorithm=algorithm, **how)
+    return s.search(hash_hex, company_id=company, algorithm=algorithm, **how)
 
 
 def _routes(settings: Settings, pool: Any) -> Any:
@@ -339,13 +342,9 @@ def _routes(settings: Settings, pool: Any) -> Any:
     ) -> dict[str, Any]:
         algorithm = _algorithm(algorithm)
         with tenant(pool, url, key, company_id) as (s, company):
-            out = []
-            for own, h in _query_hashes(s, company, hash, meta_id, algorithm):
-                found = s.search(h, company_id=company, max_distance=max_distance,
-                                 limit=None if limit is None else limit + (own is not None),
-                                 algorithm=algorithm)
-                out += [m for m in found if m.id != own][:limit]
-        return {"matches": [_match(m) for m in out]}
+            found = _found(s, company, hash, meta_id, algorithm, max_distance=max_distance,
+                           limit=limit)
+        return {"matches": [_match(m) for m in found]}
 
     @router.get("/v1/nearest", summary="The k stored images closest to a hash")
     def nearest(
@@ -358,12 +357,8 @@ def _routes(settings: Settings, pool: Any) -> Any:
     ) -> dict[str, Any]:
         algorithm = _algorithm(algorithm)
         with tenant(pool, url, key, company_id) as (s, company):
-            out = []
-            for own, h in _query_hashes(s, company, hash, meta_id, algorithm):
-                found = s.nearest(h, company_id=company, k=k + (own is not None),
-                                  algorithm=algorithm)
-                out += [m for m in found if m.id != own][:k]
-        return {"matches": [_match(m) for m in out]}
+            found = _found(s, company, hash, meta_id, algorithm, k=k)
+        return {"matches": [_match(m) for m in found]}
 
     @router.get("/v1/duplicates", summary="Groups of look-alike images, largest first")
     def duplicates(

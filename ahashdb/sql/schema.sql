@@ -372,6 +372,7 @@ AS $function$
 DECLARE
   scope text := format('ahash_insert_if_new %s %s', company, algorithm);
   i integer;
+  j integer;
 BEGIN
   IF company IS NULL OR query IS NULL OR meta IS NULL OR max_distance IS NULL THEN
     RAISE EXCEPTION 'ahash_insert_if_new: company, query, max_distance and meta are required'
@@ -381,11 +382,14 @@ BEGIN
     RAISE EXCEPTION 'ahash_insert_if_new: max_distance must be 0 to 64, got %', max_distance
       USING ERRCODE = '22023';
   END IF;
-  IF max_distance < 16 THEN
+  IF max_distance <= 11 THEN
     PERFORM pg_advisory_xact_lock_shared(hashtextextended(scope, 0));
     FOR i IN 0 .. 15 LOOP
-      PERFORM pg_advisory_xact_lock(hashtextextended(
-        format('%s nibble %s %s', scope, i, (query >> (4 * i)) & 15), 0));
+      FOR j IN i + 1 .. (i / 4) * 4 + 3 LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(
+          format('%s pair %s %s %s %s', scope, i, j, (query >> (4 * i)) & 15,
+                 (query >> (4 * j)) & 15), 0));
+      END LOOP;
     END LOOP;
   ELSE
     PERFORM pg_advisory_xact_lock(hashtextextended(scope, 0));

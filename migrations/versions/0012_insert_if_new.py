@@ -5,17 +5,18 @@ near-duplicate of it, whatever runs at the same time.
 nothing and both store. ahash_insert_if_new takes transaction-level advisory locks before
 it searches, so that any two calls that could conflict wait for each other:
 
-- every call takes the company's (and algorithm's) lock in shared mode;
-- a call with max_distance < 16 also takes one lock per 4-bit nibble of the hash, keyed by
-  (company, algorithm, nibble position, nibble value), in position order. Two hashes
-  within 15 bits differ in at most 15 of the 16 nibbles, so they share at least one nibble
-  exactly, and with it a lock (pigeonhole); unrelated hashes rarely share one;
-- a call with max_distance >= 16 takes the company's lock exclusively instead.
+- a call with max_distance <= 11 takes the company's (and algorithm's) lock in shared mode,
+  then one lock per pair of 4-bit nibbles within each quarter of the hash (4 quarters x 6
+  pairs = 24 locks), keyed by the pair's positions and values. Two hashes within 11 bits
+  differ in at most 11 of the 16 nibbles, so at least 5 are equal, two of those lie in one
+  quarter (pigeonhole), and the two calls share that pair's lock; unrelated hashes share
+  one rarely (about 9% of pairs of random hashes, against 64% for single nibbles);
+- a call with max_distance >= 12 takes the company's lock exclusively instead.
 
 So near-identical inserts into one company are serialized and store exactly one row;
-inserts into other companies, or of unrelated pictures, mostly do not wait. Locks are taken
-in one global order (company first, then nibbles by position), so they cannot deadlock.
-The function runs as the caller: row-level security applies to its search and its insert.
+inserts into other companies, or of unrelated pictures, mostly do not wait. Every call takes
+its locks in one global order (the company's first, then pairs by position), so they cannot
+deadlock. The function runs as the caller: row-level security applies to its search and its insert.
 
 ``ahash_decisions`` records people's verdicts on pairs of rows ("not duplicates"), which
 duplicate listings leave out. ``ahash_hashers.decode`` tells rows hashed from a fully
@@ -51,6 +52,7 @@ AS $fn$
 DECLARE
   scope text := format('ahash_insert_if_new %s %s', company, algorithm);
   i integer;
+  j integer;
 BEGIN
   IF company IS NULL OR query IS NULL OR meta IS NULL OR max_distance IS NULL THEN
     RAISE EXCEPTION 'ahash_insert_if_new: company, query, max_distance and meta are required'
@@ -60,11 +62,14 @@ BEGIN
     RAISE EXCEPTION 'ahash_insert_if_new: max_distance must be 0 to 64, got %', max_distance
       USING ERRCODE = '22023';
   END IF;
-  IF max_distance < 16 THEN
+  IF max_distance <= 11 THEN
     PERFORM pg_advisory_xact_lock_shared(hashtextextended(scope, 0));
     FOR i IN 0 .. 15 LOOP
-      PERFORM pg_advisory_xact_lock(hashtextextended(
-        format('%s nibble %s %s', scope, i, (query >> (4 * i)) & 15), 0));
+      FOR j IN i + 1 .. (i / 4) * 4 + 3 LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended(
+          format('%s pair %s %s %s %s', scope, i, j, (query >> (4 * i)) & 15,
+                 (query >> (4 * j)) & 15), 0));
+      END LOOP;
     END LOOP;
   ELSE
     PERFORM pg_advisory_xact_lock(hashtextextended(scope, 0));
