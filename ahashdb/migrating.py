@@ -1,5 +1,6 @@
-"""What the Alembic migrations share: loading an earlier migration's module, whose SQL
-definitions a later one builds on or a downgrade restores."""
+"""What the Alembic migrations share: loading an earlier migration's module, so that a
+downgrade can restore the frozen SQL text of what that revision created (each revision
+holds its own SQL as literal constants; none builds on another's)."""
 
 from __future__ import annotations
 
