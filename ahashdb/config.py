@@ -15,11 +15,30 @@ ENV_URL = "AHASHDB_DATABASE_URL"
 _SCHEMES = ("postgresql", "postgres")
 
 
-def resolve_database_url(explicit: str | None = None) -> str | None:
-    """``explicit`` > ``$AHASHDB_DATABASE_URL`` > None (meaning: the embedded server)."""
+#: libpq's own variables: when any is set, ahashdb connects as libpq would with them.
+LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE",
+              "PGPASSFILE")
+
+
+def database_source(explicit: str | None = None) -> tuple[str | None, str]:
+    """(the URL to use, or None for the embedded server; why that one): ``explicit``
+    (--database-url) > ``$AHASHDB_DATABASE_URL`` > the standard libpq variables
+    (``PGHOST``, ``PGPORT``, ``PGDATABASE``, ``PGUSER``, ``PGSERVICE``, ``PGPASSFILE``), when
+    any is set > the embedded server."""
     if explicit:
-        return explicit
-    return os.environ.get(ENV_URL) or None
+        return explicit, "--database-url"
+    if os.environ.get(ENV_URL):
+        return os.environ[ENV_URL], f"${ENV_URL}"
+    given = [name for name in LIBPQ_VARS if os.environ.get(name)]
+    if given:
+        return "postgresql://", "libpq's " + ", ".join(f"${name}" for name in given)
+    return None, (f"the embedded server (no --database-url, ${ENV_URL} or libpq"
+                  " $PG* variables)")
+
+
+def resolve_database_url(explicit: str | None = None) -> str | None:
+    """The URL :func:`database_source` chooses; None means the embedded server."""
+    return database_source(explicit)[0]
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -119,6 +138,7 @@ def describe_target(url: str) -> str:
         info = conninfo_to_dict(libpq_url(url))
     except Exception:  # noqa: BLE001 - an unparsable URL is still named, without secrets
         return redact(url)
-    host = info.get("host") or "localhost"
-    port = info.get("port") or 5432
-    return f"{host}:{port}/{info.get('dbname') or ''}"
+    host = info.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = info.get("port") or os.environ.get("PGPORT") or 5432
+    database = info.get("dbname") or os.environ.get("PGDATABASE") or ""
+    return f"{host}:{port}/{database}"

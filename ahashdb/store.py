@@ -19,7 +19,7 @@ import psycopg
 from . import admin, connection, loading
 from . import search as searching
 from .checks import check_distance, check_id, check_oriented, check_source
-from .config import database_url, describe_target, redact, resolve_database_url
+from .config import database_source, database_url, describe_target, redact
 from .connection import SCHEMA_REVISION, migrations_path
 from .errors import InvalidInput, SchemaNotMigrated
 from .hashes import (
@@ -61,7 +61,8 @@ class HashStore(TenancyMethods):
         """``statement_timeout`` (seconds) cancels any one statement that runs longer;
         ``tenant`` sets ``ahashdb.company_id`` on the connection, the company that
         Row-Level Security (:meth:`enable_row_level_security`) lets a restricted role see."""
-        self._embedded = resolve_database_url(url) is None
+        chosen, self.database_source = database_source(url)
+        self._embedded = chosen is None
         self.url = database_url(url)
         self.auto_migrate = self._embedded if auto_migrate is None else auto_migrate
         if statement_timeout is not None and statement_timeout < 0:
@@ -182,6 +183,7 @@ class HashStore(TenancyMethods):
 
         return {
             "database": redact(self.url),
+            "database_source": self.database_source,
             "embedded": self._embedded,
             "data_directory": str(embedded.pgdata_dir()) if self._embedded else None,
             **admin.stats(self.connection, company),

@@ -37,3 +37,42 @@ def test_explicit_url_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert resolve_database_url(None) == "postgresql://env/db"
     monkeypatch.delenv("AHASHDB_DATABASE_URL")
     assert resolve_database_url(None) is None
+
+
+def test_libpq_variables_choose_the_server_when_no_url_is_given(database_url: str) -> None:
+    import json
+
+    from sqlalchemy.engine import make_url
+    from typer.testing import CliRunner
+
+    from ahashdb.cli import app
+    from ahashdb.config import database_source
+
+    u = make_url(database_url)
+    env = {"AHASHDB_DATABASE_URL": None, "PGHOST": u.query["host"], "PGUSER": u.username,
+           "PGDATABASE": u.database, "PGPORT": None, "PGSERVICE": None, "PGPASSFILE": None}
+    result = CliRunner().invoke(app, ["stats", "-f", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["database_source"] == "libpq's $PGHOST, $PGDATABASE, $PGUSER"
+    assert stats["embedded"] is False and stats["schema_revision"] is not None
+    table = CliRunner().invoke(app, ["stats"], env=env).stdout
+    assert "(from libpq's $PGHOST" in table
+    # the order: --database-url > $AHASHDB_DATABASE_URL > libpq variables > embedded
+    import os
+
+    saved = {k: os.environ.pop(k, None) for k in ("AHASHDB_DATABASE_URL", "PGHOST",
+                                                 "PGUSER", "PGDATABASE")}
+    try:
+        assert database_source(None)[0] is None
+        os.environ["PGUSER"] = "x"
+        assert database_source(None) == ("postgresql://", "libpq's $PGUSER")
+        os.environ["AHASHDB_DATABASE_URL"] = "postgresql://env/db"
+        assert database_source(None)[1] == "$AHASHDB_DATABASE_URL"
+        assert database_source("postgresql://flag/db") == ("postgresql://flag/db",
+                                                           "--database-url")
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .. import embedded
-from ..config import redact, resolve_database_url
+from ..config import database_source, redact
 from ..connection import SCHEMA_REVISION
 from ..errors import InvalidInput
 from ..output import Format, render, render_object
@@ -118,7 +118,7 @@ def stats(
         return
     rows = s["rows"] or 1
     lines = [
-        ("database", s["database"]),
+        ("database", f"{s['database']} (from {s['database_source']})"),
         ("data directory", s["data_directory"] or "(server-managed)"),
         ("PostgreSQL", s["server_version"]),
         ("schema revision", s["schema_revision"]),
@@ -219,9 +219,10 @@ def server_status(ctx: typer.Context) -> None:
     typer.echo(f"running         {'yes (pid ' + str(st.pid) + ')' if st.running else 'no'}")
     if st.url:
         typer.echo(f"url             {redact(st.url)}")
-    if resolve_database_url(ctx.obj.database_url):
-        typer.echo("note            --database-url / AHASHDB_DATABASE_URL is set, so commands"
-                   " use that server, not this one")
+    chosen, why = database_source(ctx.obj.database_url)
+    if chosen is not None:
+        typer.echo(f"note            commands use {redact(chosen)} (from {why}), not this"
+                   " server")
 
 
 # --- serve ------------------------------------------------------------------------------------

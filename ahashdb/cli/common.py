@@ -33,7 +33,7 @@ app = typer.Typer(
     "Example:  ahashdb ingest photos/ --company-id 1 && ahashdb query new.jpg --company-id 1",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 server_app = typer.Typer(
@@ -93,9 +93,10 @@ def _main(
         str | None,
         typer.Option(
             "--database-url",
-            envvar="AHASHDB_DATABASE_URL",
             help="PostgreSQL URL, e.g. postgresql://user:pass@localhost:5432/ahashdb."
-            " Default: the embedded server under the user's data directory.",
+            " Default: $AHASHDB_DATABASE_URL, else libpq's $PGHOST/$PGPORT/$PGDATABASE/"
+            "$PGUSER/$PGSERVICE/$PGPASSFILE when any is set, else the embedded server under"
+            " the user's data directory.",
             show_default=False,
         ),
     ] = None,
