@@ -191,8 +191,27 @@ def items_from_paths(
         yield Item(path=p, meta_id=mid, source=p)
 
 
+def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InvalidInput(f"{path}: reading Parquet needs pip install pyarrow") from None
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own kinds
+        raise InvalidInput(f"{path}: not a Parquet file ({exc})") from None
+    n = 0
+    for batch in table.iter_batches(batch_size=50_000):
+        for record in batch.to_pylist():
+            n += 1
+            yield n, record
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) from a CSV file with a header, or JSON lines."""
+    """(line number, record) from a CSV file with a header, JSON lines, or Parquet."""
+    if path.suffix.lower() == ".parquet":
+        yield from _parquet_records(path)
+        return
     try:
         f = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
     except OSError as exc:

@@ -335,12 +335,21 @@ class HashStore(TenancyMethods):
         company_id: int,
         meta_id: int | None = None,
         ids: Iterable[int] | None = None,
+        everything: bool = False,
     ) -> int:
-        """Delete one company's rows by ``meta_id`` (its hashes of every algorithm) or by row
-        ``ids``; returns how many went."""
+        """Delete one company's rows by ``meta_id`` (its hashes of every algorithm), by row
+        ``ids``, or all of them (``everything=True``, with its review decisions); returns
+        how many rows went."""
         company_id = check_id("company_id", company_id)
-        if (meta_id is None) == (ids is None):
-            raise InvalidInput("delete needs exactly one of meta_id or ids")
+        if (meta_id is not None) + (ids is not None) + everything != 1:
+            raise InvalidInput("delete needs exactly one of meta_id, ids or everything")
+        if everything:
+            with self.connection.transaction():
+                self.connection.execute("DELETE FROM ahash_decisions WHERE company_id = %s",
+                                        (company_id,))
+                cur = self.connection.execute(
+                    "DELETE FROM image_hashes WHERE company_id = %s", (company_id,))
+            return max(cur.rowcount, 0)
         if meta_id is not None:
             cur = self.connection.execute(
                 "DELETE FROM image_hashes WHERE company_id = %s AND meta_id = %s",
@@ -518,6 +527,24 @@ class HashStore(TenancyMethods):
         keep = check_id("keep", keep)
         others = [i for i in ids if check_id("id", i) != keep]
         return self.delete(company_id=company_id, ids=others) if others else 0
+
+    def export(self, *, company_id: int,
+               algorithm: str = "ahash") -> Iterator[tuple[str, int, str | None]]:
+        """Every ``algorithm`` row of one company as ``(hex, meta_id, source)``, in id
+        order, streamed (what ``ahashdb export`` writes and ``ingest --hashes`` reads)."""
+        from psycopg import sql
+
+        from .hashes import to_hex
+
+        statement = sql.SQL(
+            "COPY (SELECT hash, meta_id, source FROM image_hashes WHERE company_id = {}"
+            " AND algorithm = {}::ahash_algorithm ORDER BY id) TO STDOUT (FORMAT BINARY)"
+        ).format(sql.Literal(check_id("company_id", company_id)),
+                 sql.Literal(check_algorithm(algorithm)))
+        with self.connection.cursor().copy(statement) as copy:
+            copy.set_types(["int8", "int8", "text"])
+            for h, meta, source in copy.rows():
+                yield to_hex(h), meta, source
 
     def row(self, *, company_id: int, row_id: int) -> Match | None:
         """One stored row of the company by its id (``distance`` 0), or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -73,22 +74,35 @@ def delete(
         show_default=False)] = None,
     ids: Annotated[list[int] | None, typer.Option(
         "--id", help="Delete the row with this id; repeatable.", show_default=False)] = None,
+    everything: Annotated[bool, typer.Option(
+        "--all", help="Delete every row of the company (asks first; --yes to skip).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --all.")] = False,
 ) -> None:
-    """Delete one company's rows by meta_id or by row id; prints how many went.
+    """Delete one company's rows by meta_id, by row id, or all of them; prints how many
+    went.
 
     \b
     Examples:
       ahashdb delete --company-id 1 --meta-id 42
       ahashdb delete --company-id 1 --id 17 --id 18
+      ahashdb delete --company-id 1 --all --yes
     """
-    if (meta_id is None) == (not ids):
-        raise typer.BadParameter("give --meta-id or --id (exactly one)")
+    if (meta_id is not None) + bool(ids) + everything != 1:
+        raise typer.BadParameter("give --meta-id, --id or --all (exactly one)")
     with errors(ctx):
         check_ids(company_id=company_id, meta_id=meta_id)
         for i in ids or ():
             check_ids(id=i)
         store = open_store(ctx, tenant=company_id)
-        n = store.delete(company_id=company_id, meta_id=meta_id, ids=ids or None)
+        if everything and not yes:
+            count = store.count(company_id)
+            if not sys.stdin.isatty():
+                raise InvalidInput(f"--all would delete {count:,} rows of company"
+                                   f" {company_id}: confirm with --yes")
+            if not typer.confirm(f"Delete all {count:,} rows of company {company_id}?"):
+                raise typer.Exit(1)
+        n = store.delete(company_id=company_id, meta_id=meta_id, ids=ids or None,
+                         everything=everything)
         store.close()
     typer.echo(f"deleted {n} row{'s' if n != 1 else ''}")
 

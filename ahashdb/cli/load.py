@@ -1,8 +1,10 @@
-"""Commands that put hashes in: hash, ingest, import-milvus."""
+"""Commands that move hashes in and out: hash, ingest, import-milvus, export."""
 
 from __future__ import annotations
 
 import csv
+import enum
+import itertools
 import os
 import signal
 import sys
@@ -297,3 +299,89 @@ def import_milvus(
              f" {seconds:.1f} s, {result.seen / max(seconds, 1e-9):,.0f} rows/s)")
         if result.audit is not None:
             typer.echo(result.audit.line())
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+class ExportFormat(enum.StrEnum):
+    """What export writes: CSV, JSON lines, or Parquet (needs pyarrow)."""
+
+    csv = "csv"
+    nl = "nl"
+    parquet = "parquet"
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    company_id: Annotated[int, typer.Option("--company-id", help="The company to export.",
+                                            show_default=False)],
+    fmt: Annotated[ExportFormat, typer.Option(
+        "--format", "-f", help="csv, nl (JSON lines) or parquet (needs pip install pyarrow).")
+    ] = ExportFormat.csv,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here instead of stdout (parquet needs a file).",
+        show_default=False, writable=False)] = None,
+    algorithm: AlgorithmOpt = Algorithm.ahash,
+) -> None:
+    """Stream one company's hashes (hash, meta_id, source) of one algorithm, in id order,
+    in a form `ahashdb ingest --hashes` reads back (into another database or company).
+
+    \b
+    Examples:
+      ahashdb export --company-id 7 -o company7.csv
+      ahashdb --database-url postgresql://new/ahashdb ingest --hashes company7.csv --company-id 7
+      ahashdb export --company-id 7 --format parquet -o company7.parquet
+    """
+    if fmt is ExportFormat.parquet and output is None:
+        raise typer.BadParameter("parquet needs --output FILE")
+    with errors(ctx):
+        check_ids(company_id=company_id)
+        store = open_store(ctx, tenant=company_id)
+        rows = ({"hash": h, "meta_id": m, "source": s}
+                for h, m, s in store.export(company_id=company_id, algorithm=algorithm.value))
+        columns = ("hash", "meta_id", "source")
+        try:
+            if fmt is ExportFormat.parquet:
+                n = _write_parquet(rows, output)
+            elif output is not None:
+                with open(output, "w", encoding="utf-8", newline="") as out:
+                    n = _write_text(rows, columns, fmt, out)
+            else:
+                n = _write_text(rows, columns, fmt, sys.stdout)
+        finally:
+            store.close()
+    err(f"exported {n:,} {algorithm.value} rows of company {company_id}")
+
+
+def _write_text(rows: Iterator[dict[str, Any]], columns: tuple[str, ...], fmt: ExportFormat,
+                out: Any) -> int:
+    """CSV or JSON lines, values exactly as stored: an export is data for another
+    database, not a sheet for people (where render() defuses formula-like cells)."""
+    if fmt is ExportFormat.nl:
+        return render(rows, columns, Format.nl, out)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    n = 0
+    for row in rows:
+        writer.writerow(["" if row[c] is None else row[c] for c in columns])
+        n += 1
+    out.flush()
+    return n
+
+
+def _write_parquet(rows: Iterator[dict[str, Any]], path: Path) -> int:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InvalidInput("--format parquet needs pip install pyarrow") from None
+    schema = pa.schema([("hash", pa.string()), ("meta_id", pa.int64()),
+                        ("source", pa.string())])
+    n = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        while batch := list(itertools.islice(rows, 100_000)):
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            n += len(batch)
+    return n
