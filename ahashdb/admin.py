@@ -182,8 +182,10 @@ APPLICATION_GRANTS = (
     "GRANT SELECT ON ahash_chunk_masks, alembic_version TO {role}",
     "GRANT SELECT, INSERT ON ahash_hashers TO {role}",
     "GRANT SELECT, INSERT, DELETE ON ahash_decisions TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ahash_sources TO {role}",
 )
-_SHARED = "image_hashes, ahash_chunk_masks, ahash_hashers, alembic_version, ahash_decisions"
+_SHARED = ("image_hashes, ahash_chunk_masks, ahash_hashers, alembic_version, ahash_decisions,"
+           " ahash_sources")
 
 
 def create_application_role(conn: psycopg.Connection, name: str,

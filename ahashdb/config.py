@@ -32,8 +32,7 @@ def database_source(explicit: str | None = None) -> tuple[str | None, str]:
     given = [name for name in LIBPQ_VARS if os.environ.get(name)]
     if given:
         return "postgresql://", "libpq's " + ", ".join(f"${name}" for name in given)
-    return None, (f"the embedded server (no --database-url, ${ENV_URL} or libpq"
-                  " $PG* variables)")
+    return None, f"the default: no --database-url, ${ENV_URL} or libpq $PG* variable"
 
 
 def resolve_database_url(explicit: str | None = None) -> str | None:

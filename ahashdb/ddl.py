@@ -83,7 +83,7 @@ INDEX_DDL: dict[str, str] = {
 # of the company in the session setting ahashdb.company_id, and none without it.
 _TENANT = "company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint"
 #: The tables that hold one company's rows, each kept to its company by the same policy.
-TENANT_TABLES = ("image_hashes", "ahash_decisions")
+TENANT_TABLES = ("image_hashes", "ahash_decisions", "ahash_sources")
 
 
 def _rls(condition: str | None, force: bool) -> str:

@@ -18,8 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from .errors import AhashdbError, InvalidInput
 from .hashes import (
@@ -31,6 +33,7 @@ from .hashes import (
     is_low_information,
     to_signed,
 )
+from .objects import ObjectStore, clean_url, is_url
 from .store import HashStore
 
 __all__ = [
@@ -57,6 +60,11 @@ class Item:
     company_id: int | None = None
     source: str | None = None
     error: str | None = None
+    #: What identifies this version of the input (an ETag, or size and mtime): a re-run
+    #: skips an input whose source was stored with the same marker.
+    marker: str | None = None
+    #: The bytes of an object fetched from a store or the web (None: read ``path``).
+    data: bytes | None = None
 
 
 @dataclass
@@ -183,12 +191,36 @@ def meta_id_from_stem(path: str) -> int | None:
 
 def items_from_paths(
     paths: Iterable[str], *, meta_id: int | None = None, stdin: TextIO | None = None,
-    follow_links: bool = False,
+    follow_links: bool = False, objects: ObjectStore | None = None,
+    since: datetime | None = None,
 ) -> Iterator[Item]:
-    """Items for paths: meta_id from ``meta_id`` or else from an integer file stem."""
+    """Items for paths, folders, globs, ``-`` and URLs (``s3://bucket/prefix/``,
+    ``gs://…``, ``https://…``, listed through ``objects``): meta_id from ``meta_id`` or
+    else from an integer file stem; each with its change marker (size and mtime, or the
+    object's ETag). ``since`` leaves out inputs modified before it."""
     for p in iter_paths(paths, stdin, follow_links):
+        if is_url(p):
+            if objects is None:
+                objects = ObjectStore()
+            for listed in objects.expand(p):
+                if since is not None and listed.modified is not None \
+                        and listed.modified < since:
+                    continue
+                mid = meta_id if meta_id is not None else meta_id_from_stem(
+                    urlsplit(listed.url).path)
+                yield Item(path=listed.url, meta_id=mid, source=clean_url(listed.url),
+                           marker=listed.marker)
+            continue
+        marker = None
+        try:
+            st = os.stat(p)
+            if since is not None and st.st_mtime < since.timestamp():
+                continue
+            marker = f"size:{st.st_size}:mtime:{st.st_mtime_ns}"
+        except (OSError, ValueError):
+            pass  # reported when it is hashed
         mid = meta_id if meta_id is not None else meta_id_from_stem(p)
-        yield Item(path=p, meta_id=mid, source=p)
+        yield Item(path=p, meta_id=mid, source=p, marker=marker)
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -281,13 +313,14 @@ def items_from_manifest(manifest: str | os.PathLike, *, company_id: int | None =
         if not raw_path:
             yield Item(path=where, error="no path in this manifest row")
             continue
-        full = str(raw_path) if os.path.isabs(str(raw_path)) else str(base / str(raw_path))
+        full = str(raw_path) if os.path.isabs(str(raw_path)) or is_url(str(raw_path)) \
+            else str(base / str(raw_path))
         try:
             mid, cid = _record_ids(rec, company_id, allow_company_column)
         except InvalidInput as exc:
             yield Item(path=full, error=f"{where}: {exc}")
             continue
-        source = str(rec.get("source") or full)
+        source = str(rec.get("source") or (clean_url(full) if is_url(full) else full))
         if "\x00" in source:
             yield Item(path=full, error=f"{where}: the path or source contains a NUL byte")
             continue
@@ -326,10 +359,11 @@ def _hash_item(item: Item, algorithm: str = "ahash",
     if item.error is not None:
         return item, None
     try:
-        return item, hash_image(item.path, algorithm, fast)
+        data, item.data = item.data, None  # the bytes are not sent back
+        return item, hash_image(data if data is not None else item.path, algorithm, fast)
     except AhashdbError as exc:
         msg = str(exc)
-        prefix = f"{item.path}: "
+        prefix = f"{item.path}: " if data is None else f"<{len(data)} bytes>: "
         item.error = msg[len(prefix):] if msg.startswith(prefix) else msg
         return item, None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
@@ -401,6 +435,9 @@ def ingest_files(
     if_new: int | None = None,
     on_match: Callable[[str, list[Any]], None] | None = None,
     fast: bool = False,
+    objects: ObjectStore | None = None,
+    incremental: bool = True,
+    downloads: int = 32,
 ) -> IngestSummary:
     """Hash every item by ``algorithm`` and store it; bad inputs are reported through
     ``on_error`` and skipped; low-information hashes are stored and reported through
@@ -411,12 +448,25 @@ def ingest_files(
     ingests never store two near-duplicates); the matches of one that is not stored go to
     ``on_match(path, matches)``.
 
+    With ``incremental`` (the default) an input whose source was stored before with the
+    same change marker (its size and mtime, or an object's ETag) is counted as present
+    without being read, downloaded or hashed; a changed one is hashed again and replaces
+    its old row. URL inputs are downloaded ``downloads`` at a time through ``objects``
+    while the hashing processes work.
+
     When ``stop`` is set (the CLI sets it on Ctrl-C), what has been hashed so far is stored
     as a last batch and the ingest ends with ``summary.interrupted``.
     """
     summary = IngestSummary()
     start = time.perf_counter()
     batch: list[tuple[int, int, int, str | None]] = []
+    marks: list[tuple[int, str, str, int, int]] = []
+    known: dict[int, dict[str, str]] = {}
+
+    def record() -> None:
+        if marks:
+            store.record_sources(marks, algorithm)
+            marks.clear()
 
     def flush() -> None:
         if batch:
@@ -425,9 +475,31 @@ def ingest_files(
             summary.added += added
             summary.present += len(batch) - added
             batch.clear()
+        record()
 
+    def unchanged(item: Item) -> bool:
+        cid = item.company_id if item.company_id is not None else company_id
+        if not incremental or cid is None or item.marker is None or item.source is None \
+                or item.error is not None:
+            return False
+        if cid not in known:
+            known[cid] = store.source_markers(cid, algorithm)
+        return known[cid].get(item.source) == item.marker
+
+    def to_hash() -> Iterator[Item]:
+        for item in items:
+            if unchanged(item):
+                summary.present += 1
+                if on_progress is not None:
+                    on_progress(1)
+                continue
+            yield item
+
+    pending: Iterable[Item] = to_hash()
+    if objects is not None:
+        pending = objects.prefetch(pending, downloads)
     try:
-        for item, h in hash_many(items, workers, algorithm, fast):
+        for item, h in hash_many(pending, workers, algorithm, fast):
             cid = item.company_id if item.company_id is not None else company_id
             if h is None or cid is None or item.meta_id is None:
                 if item.error:
@@ -450,19 +522,24 @@ def ingest_files(
                                                  meta_id=item.meta_id, max_distance=if_new,
                                                  source=item.source, algorithm=algorithm,
                                                  hashed_here=True, fast=fast)
+                    kept = True
                     if result.stored is not None:
                         summary.added += 1
                     elif any(m.meta_id == item.meta_id and m.distance == 0
                              for m in result.matches):
                         summary.present += 1
-                    else:
+                    else:  # not stored: checked again next time, not skipped as present
+                        kept = False
                         summary.near_duplicates += 1
                         if on_match is not None:
                             on_match(item.path, result.matches)
                 else:
+                    kept = True
                     batch.append((to_signed(h), cid, item.meta_id, item.source))
-                    if len(batch) >= batch_size:
-                        flush()
+                if kept and item.marker is not None and item.source is not None:
+                    marks.append((cid, item.source, item.marker, item.meta_id, to_signed(h)))
+                if len(batch) >= batch_size or (if_new is not None and len(marks) >= batch_size):
+                    flush()
             if on_progress is not None:
                 on_progress(1)
             if stop is not None and stop.is_set():

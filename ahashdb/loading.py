@@ -28,7 +28,8 @@ from .hashes import (
     to_signed,
 )
 
-__all__ = ["COLUMNS", "Row", "bulk_load", "insert_batch", "insert_parallel", "normalize_rows"]
+__all__ = ["COLUMNS", "Row", "bulk_load", "insert_batch", "insert_parallel", "normalize_rows",
+           "record_sources", "source_markers"]
 
 #: image_hashes' columns a writer fills, in COPY order; rows are tuples in this order.
 COLUMNS = ("company_id", "meta_id", "algorithm", "hash", "source", "hasher")
@@ -258,3 +259,36 @@ def _partitioned(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT relkind = 'p' FROM pg_class"
                        " WHERE oid = 'image_hashes'::regclass").fetchone()
     return bool(row and row[0])
+
+
+def source_markers(conn: psycopg.Connection, company_id: int,
+                   algorithm: str) -> dict[str, str]:
+    """source -> change marker of what one company ingested (``ahash_sources``)."""
+    rows = conn.execute("SELECT source, marker FROM ahash_sources WHERE company_id = %s"
+                        " AND algorithm = %s::ahash_algorithm", (company_id, algorithm))
+    return dict(rows.fetchall())
+
+
+def record_sources(conn: psycopg.Connection, algorithm: str,
+                   entries: list[tuple[int, str, str, int, int]]) -> int:
+    """Record ``(company_id, source, marker, meta_id, signed hash)`` of inputs just stored,
+    and delete the rows of earlier versions of those sources (another hash from the same
+    source); returns how many old rows went. One transaction."""
+    if not entries:
+        return 0
+    columns = [list(c) for c in zip(*entries, strict=True)]
+    with conn.transaction():
+        replaced = conn.execute(
+            "DELETE FROM image_hashes h USING unnest(%s::bigint[], %s::text[], %s::bigint[])"
+            " AS e(company_id, source, hash) WHERE h.company_id = e.company_id"
+            " AND h.algorithm = %s::ahash_algorithm AND h.source = e.source"
+            " AND h.hash <> e.hash",
+            (columns[0], columns[1], columns[4], algorithm)).rowcount
+        conn.execute(
+            "INSERT INTO ahash_sources (company_id, algorithm, source, marker, meta_id)"
+            " SELECT c, %s::ahash_algorithm, s, m, i FROM unnest(%s::bigint[], %s::text[],"
+            " %s::text[], %s::bigint[]) AS e(c, s, m, i)"
+            " ON CONFLICT (company_id, algorithm, source) DO UPDATE"
+            " SET marker = EXCLUDED.marker, meta_id = EXCLUDED.meta_id, updated_at = now()",
+            (algorithm, columns[0], columns[1], columns[2], columns[3]))
+    return max(replaced, 0)

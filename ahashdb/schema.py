@@ -67,6 +67,7 @@ __all__ = [
     "ahash_api_keys",
     "ahash_bindings",
     "ahash_decisions",
+    "ahash_sources",
     "ahash_hashers",
     "ahash_chunk_masks",
     "ahash_distance",
@@ -187,6 +188,20 @@ ahash_decisions = Table(
     PrimaryKeyConstraint("company_id", "id_a", "id_b", name="ahash_decisions_pkey"),
     CheckConstraint("id_a < id_b", name="ahash_decisions_order"),
     CheckConstraint("decision IN ('not_duplicates')", name="ahash_decisions_kind"),
+)
+
+
+#: Which version (change marker) of each source was ingested (schema 0013).
+ahash_sources = Table(
+    "ahash_sources",
+    metadata,
+    Column("company_id", BigInteger, nullable=False),
+    Column("algorithm", ahash_algorithm, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("marker", Text, nullable=False),
+    Column("meta_id", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=text("now()"), nullable=False),
+    PrimaryKeyConstraint("company_id", "algorithm", "source", name="ahash_sources_pkey"),
 )
 
 

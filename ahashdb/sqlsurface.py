@@ -23,7 +23,7 @@ __all__ = ["SCHEMA_SQL", "dump"]
 SCHEMA_SQL = Path(__file__).resolve().parent / "sql" / "schema.sql"
 
 TABLES = ("ahash_api_keys", "ahash_bindings", "ahash_chunk_masks", "ahash_decisions",
-          "ahash_hashers", "image_hashes")
+          "ahash_hashers", "ahash_sources", "image_hashes")
 
 _HEADER = """\
 -- ahashdb: the whole SQL surface at schema revision {revision}, as the migrations leave it.

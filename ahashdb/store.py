@@ -329,6 +329,18 @@ class HashStore(TenancyMethods):
                 on_batch(added_now, len(batch))
         return added
 
+    def source_markers(self, company_id: int, algorithm: str = "ahash") -> dict[str, str]:
+        """source -> change marker of every input one company ingested (re-runs skip an
+        input whose source was stored with the same marker)."""
+        return loading.source_markers(self.connection, check_id("company_id", company_id),
+                                      check_algorithm(algorithm))
+
+    def record_sources(self, entries: list[tuple[int, str, str, int, int]],
+                       algorithm: str = "ahash") -> int:
+        """Record ``(company_id, source, marker, meta_id, signed hash)`` of inputs just
+        stored and delete rows of their earlier versions; returns how many went."""
+        return loading.record_sources(self.connection, check_algorithm(algorithm), entries)
+
     def delete(
         self,
         *,

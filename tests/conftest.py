@@ -119,7 +119,8 @@ def database_url(make_database) -> str:  # noqa: ANN001
 def store(database_url: str) -> Iterator[HashStore]:
     """A HashStore on an emptied table."""
     with HashStore(database_url) as s:
-        s.connection.execute("TRUNCATE image_hashes RESTART IDENTITY")
+        s.connection.execute(
+            "TRUNCATE image_hashes, ahash_sources, ahash_decisions RESTART IDENTITY")
         yield s
 
 

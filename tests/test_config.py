@@ -57,7 +57,7 @@ def test_libpq_variables_choose_the_server_when_no_url_is_given(database_url: st
     assert stats["database_source"] == "libpq's $PGHOST, $PGDATABASE, $PGUSER"
     assert stats["embedded"] is False and stats["schema_revision"] is not None
     table = CliRunner().invoke(app, ["stats"], env=env).stdout
-    assert "(from libpq's $PGHOST" in table
+    assert "— from libpq's $PGHOST" in table
     # the order: --database-url > $AHASHDB_DATABASE_URL > libpq variables > embedded
     import os
 

@@ -340,7 +340,7 @@ def test_folder_walks_and_globs_do_not_follow_links_out_of_the_input_or_around_l
     (folder / "out").symlink_to(outside)                   # a way out of the input
 
     def metas(*args: str) -> list[int]:
-        store.connection.execute("TRUNCATE image_hashes")
+        store.connection.execute("TRUNCATE image_hashes, ahash_sources")
         r = cli(store.url, "ingest", *args, "--company-id", "1")
         assert r.exit_code == 0, r.output
         return sorted(m for _, m, _ in store.connection.execute(

@@ -132,7 +132,7 @@ def stats(
         return
     rows = s["rows"] or 1
     lines = [
-        ("database", f"{s['database']} (from {s['database_source']})"),
+        ("database", f"{s['database']} — from {s['database_source']}"),
         ("data directory", s["data_directory"] or "(server-managed)"),
         ("PostgreSQL", s["server_version"]),
         ("schema revision", s["schema_revision"]),

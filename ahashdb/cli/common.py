@@ -10,7 +10,6 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
@@ -165,6 +164,11 @@ class Failures:
     count: int = 0
 
 
+EndpointOpt = Annotated[str | None, typer.Option(
+    "--endpoint-url", help="An S3-compatible store's endpoint (MinIO, Ceph, Aliyun OSS)"
+    " for s3:// inputs [default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS].",
+    show_default=False)]
+
 FastOpt = Annotated[bool, typer.Option(
     "--fast", help="Decode JPEGs at reduced scale: several times faster on camera-size"
     " photos; the hash may differ from imagehash's by a bit or two (stored rows are marked,"
@@ -172,14 +176,27 @@ FastOpt = Annotated[bool, typer.Option(
 
 
 def hash_images(
-    paths: list[Path], workers: int | None, failures: Failures, algorithm: str = "ahash",
-    fast: bool = False,
+    paths: list[str], workers: int | None, failures: Failures, algorithm: str = "ahash",
+    fast: bool = False, endpoint_url: str | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """(path, hash) of each image, hashed in parallel when there are several; an image
-    that cannot be hashed is reported on stderr and counted in ``failures``."""
+    """(path, hash) of each image (files, or object-store and web URLs, fetched many at a
+    time), hashed in parallel when there are several; an image that cannot be hashed is
+    reported on stderr and counted in ``failures``."""
     from ..ingest import Item, hash_many
+    from ..objects import ObjectStore, is_url
 
-    items = (Item(path=str(p)) for p in paths)
+    objects = ObjectStore(endpoint_url) if any(is_url(p) for p in paths) else None
+
+    def expanded() -> Iterator[Item]:
+        for p in paths:
+            if objects is not None and is_url(p):
+                yield from (Item(path=listed.url) for listed in objects.expand(p))
+            else:
+                yield Item(path=p)
+
+    items: Iterator[Item] = expanded()
+    if objects is not None:
+        items = objects.prefetch(items)
     for item, h in hash_many(items, workers if len(paths) > 1 else 1, algorithm, fast):
         if h is None:
             failures.count += 1

@@ -18,6 +18,7 @@ from .common import (
     Algorithm,
     AlgorithmOpt,
     CompanyId,
+    EndpointOpt,
     Failures,
     FastOpt,
     FormatOpt,
@@ -39,8 +40,9 @@ GROUP_LEAVES_OUT = ("company_id", "orientation")
 @app.command()
 def query(
     ctx: typer.Context,
-    images: Annotated[list[Path] | None, typer.Argument(
-        help="Images to look for.", show_default=False, readable=False)] = None,
+    images: Annotated[list[str] | None, typer.Argument(
+        help="Images to look for: files, or s3://, gs:// and https:// URLs.",
+        show_default=False)] = None,
     hash_hex: Annotated[list[str] | None, typer.Option(
         "--hash", help="A hash (16 hex digits) to look for; repeatable.",
         show_default=False)] = None,
@@ -67,6 +69,7 @@ def query(
     fmt: FormatOpt = Format.table,
     algorithm: AlgorithmOpt = Algorithm.ahash,
     fast: FastOpt = False,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Find stored images that look like the given ones (exact Hamming search).
 
@@ -115,7 +118,7 @@ def query(
         if hash_hex:
             queries = [(h, from_hex(h)) for h in hash_hex]
         else:
-            queries = list(hash_images(images or [], None, failures, alg, fast))
+            queries = list(hash_images(images or [], None, failures, alg, fast, endpoint_url))
         scope["company_id"] = company_id
 
         def rows() -> Iterator[dict[str, Any]]:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from .common import (
     Algorithm,
     AlgorithmOpt,
     CompanyId,
+    EndpointOpt,
     Failures,
     FastOpt,
     FormatOpt,
@@ -41,13 +43,14 @@ from .common import (
 @app.command("hash")
 def hash_cmd(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Image files to hash.", show_default=False,
-                                                   readable=False)],
+    files: Annotated[list[str], typer.Argument(
+        help="Image files, or s3://, gs:// and https:// URLs, to hash.", show_default=False)],
     fmt: FormatOpt = Format.table,
     workers: Annotated[int | None, typer.Option(help="Hashing processes (default: all cores).",
                                                 show_default=False)] = None,
     algorithm: AlgorithmOpt = Algorithm.ahash,
     fast: FastOpt = False,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Print the aHash (or --algorithm's hash) of images as 16 hex digits, the same as
     str(imagehash.average_hash(image)) (no database needed).
@@ -60,7 +63,8 @@ def hash_cmd(
     failures = Failures()
 
     def rows() -> Iterator[dict[str, Any]]:
-        for path, h in hash_images(files, workers, failures, algorithm.value, fast):
+        for path, h in hash_images(files, workers, failures, algorithm.value, fast,
+                                   endpoint_url):
             yield {"hash": to_hex(h), "path": path}
 
     with errors(ctx):
@@ -106,6 +110,18 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     algorithm: AlgorithmOpt = Algorithm.ahash,
     fast: FastOpt = False,
+    endpoint_url: EndpointOpt = None,
+    timeout: Annotated[float, typer.Option(
+        help="Give up on an object (or a web URL) after this many seconds; transient errors"
+        " are retried with backoff first.", min=0.1)] = 60.0,
+    downloads: Annotated[int, typer.Option(
+        help="Objects downloaded at once from a store or the web.", min=1, max=512)] = 32,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only inputs modified since then: an ISO date or time"
+        " (2026-11-01, 2026-11-01T12:00Z) or an age (36h, 7d).", show_default=False)] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Read and hash every input, even those stored before with the same"
+        " size and modification time (or ETag).")] = False,
     follow_links: Annotated[bool, typer.Option(
         "--follow-links", help="Enter links to folders inside the folders given (each folder"
         " once, so link loops end). By default they are skipped; globs never follow them.")
@@ -122,6 +138,15 @@ def ingest(
 ) -> None:
     """Hash images and store them, skipping what is already stored.
 
+    Inputs are files, folders, globs, - (paths on stdin), and with pip install
+    'ahashdb[objects]' s3://bucket/prefix/ (image files under it), s3://bucket/key and
+    https:// URLs (downloaded --downloads at a time; --endpoint-url for MinIO, Ceph, OSS).
+
+    A re-run reads, downloads and hashes only inputs that are new or changed since they
+    were stored (by size and modification time, or an object's ETag); the others count as
+    already present. A changed input is hashed again and its new hash replaces its old row.
+    --full reads everything; --since limits a scheduled run to recent inputs.
+
     Each row records its algorithm and (for images hashed here) the imagehash and Pillow
     versions that made it; an object may hold one hash per algorithm (ingest again with
     another --algorithm).
@@ -132,6 +157,7 @@ def ingest(
     \b
     Examples:
       ahashdb ingest photos/ --company-id 1
+      ahashdb ingest s3://shop-uploads/2026/ --company-id 1 --since 1d
       find /data -name '*.jpg' | ahashdb ingest - --company-id 1
       ahashdb ingest --manifest uploads.csv --company-id 1
       ahashdb ingest --hashes milvus_export.csv --company-id 1
@@ -142,7 +168,10 @@ def ingest(
     sources = sum(x is not None and x != [] for x in (paths or None, manifest, hashes_file))
     if sources != 1:
         raise typer.BadParameter("give PATH..., --manifest or --hashes (exactly one)")
+    from ..objects import ObjectStore
+
     errors_out = None
+    objects = ObjectStore(endpoint_url, timeout=timeout)
     with errors(ctx):
         if hashes_file is None and manifest is None and company_id is None:
             raise InvalidInput("--company-id is required (the tenant the images belong to)")
@@ -194,13 +223,16 @@ def ingest(
                             allow_company_column=allow_company_column)
                     else:
                         items = ing.items_from_paths(paths or [], meta_id=meta_id,
-                                                     follow_links=follow_links)
+                                                     follow_links=follow_links,
+                                                     objects=objects,
+                                                     since=parse_since(since))
                     summary = ing.ingest_files(
                         store, items, company_id=company_id, workers=workers,
                         batch_size=batch_size or 1000, on_error=on_error,
                         on_progress=progress.advance,
                         stop=stop, on_warning=lambda path, msg: progress.write(f"{path}: {msg}"),
                         algorithm=algorithm.value, if_new=if_new, fast=fast,
+                        objects=objects, incremental=not full, downloads=downloads,
                         on_match=lambda path, found: progress.write(
                             f"{path}: not stored, within {found[0].distance} bits of id"
                             f" {found[0].id} (meta_id {found[0].meta_id})"),
@@ -299,6 +331,22 @@ def import_milvus(
              f" {seconds:.1f} s, {result.seen / max(seconds, 1e-9):,.0f} rows/s)")
         if result.audit is not None:
             typer.echo(result.audit.line())
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """``--since``: an ISO date or time (UTC when no zone is given) or an age (36h, 7d)."""
+    if text is None:
+        return None
+    text = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[:-1].replace(".", "", 1).isdigit() and text[-1:] in units:
+        return datetime.now(UTC) - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"--since {text!r}: expected an ISO date or time, or an age"
+                           " such as 36h or 7d") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # --- export ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0012, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0013, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -122,6 +122,16 @@ CREATE TABLE ahash_hashers (
   CONSTRAINT ahash_hashers_decode CHECK ((decode = ANY (ARRAY['full'::text, 'reduced'::text]))),
   CONSTRAINT ahash_hashers_pkey PRIMARY KEY (id),
   CONSTRAINT ahash_hashers_key UNIQUE (algorithm, hash_size, imagehash_version, pillow_version, decode)
+);
+
+CREATE TABLE ahash_sources (
+  company_id bigint NOT NULL,
+  algorithm ahash_algorithm NOT NULL,
+  source text NOT NULL,
+  marker text NOT NULL,
+  meta_id bigint NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT ahash_sources_pkey PRIMARY KEY (company_id, algorithm, source)
 );
 
 CREATE TABLE image_hashes (
@@ -638,6 +648,10 @@ RETURN ARRAY(SELECT (ahash_probes.chunk # m.mask) FROM ahash_chunk_masks m WHERE
 -- ALTER TABLE ahash_decisions NO FORCE ROW LEVEL SECURITY;
 -- DROP POLICY IF EXISTS ahashdb_tenant ON ahash_decisions;
 -- CREATE POLICY ahashdb_tenant ON ahash_decisions USING (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint) WITH CHECK (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint);
+-- ALTER TABLE ahash_sources ENABLE ROW LEVEL SECURITY;
+-- ALTER TABLE ahash_sources NO FORCE ROW LEVEL SECURITY;
+-- DROP POLICY IF EXISTS ahashdb_tenant ON ahash_sources;
+-- CREATE POLICY ahashdb_tenant ON ahash_sources USING (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint) WITH CHECK (company_id = NULLIF(current_setting('ahashdb.company_id', true), '')::bigint);
 
 -- and `ahashdb rls enable --strict` runs
 -- ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY;
@@ -648,3 +662,7 @@ RETURN ARRAY(SELECT (ahash_probes.chunk # m.mask) FROM ahash_chunk_masks m WHERE
 -- ALTER TABLE ahash_decisions FORCE ROW LEVEL SECURITY;
 -- DROP POLICY IF EXISTS ahashdb_tenant ON ahash_decisions;
 -- CREATE POLICY ahashdb_tenant ON ahash_decisions USING (company_id = (SELECT ahash_bound_company())) WITH CHECK (company_id = (SELECT ahash_bound_company()));
+-- ALTER TABLE ahash_sources ENABLE ROW LEVEL SECURITY;
+-- ALTER TABLE ahash_sources FORCE ROW LEVEL SECURITY;
+-- DROP POLICY IF EXISTS ahashdb_tenant ON ahash_sources;
+-- CREATE POLICY ahashdb_tenant ON ahash_sources USING (company_id = (SELECT ahash_bound_company())) WITH CHECK (company_id = (SELECT ahash_bound_company()));

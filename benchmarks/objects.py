@@ -1,0 +1,101 @@
+"""Ingest from a bucket against the same files on local disk, in one run.
+
+    python benchmarks/objects.py                 # 300 photo-like 1.2 MP JPEGs
+    python benchmarks/objects.py --count 1000
+
+Starts a real S3-compatible server on 127.0.0.1 (moto's server mode, from the dev extra),
+puts N JPEGs in a bucket and the same files in a folder, then times `ahashdb ingest` (the
+command, one process tree each, all cores hashing) of the folder into one company and of
+s3://bucket/prefix/ into another, on a scratch database; then a re-run of each (nothing new:
+a listing, one query, no downloads). Prints images/s, the bucket's ratio to local disk, and
+the CPU the S3 server itself spent on this machine meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import drop_database, scratch_database  # noqa: E402
+
+from ahashdb import HashStore  # noqa: E402
+from tests.imagegen import encode, photo  # noqa: E402
+
+
+def ingest(url: str, target: str, company: int, env: dict[str, str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "ahashdb", "ingest", target, "--company-id",
+                        str(company), "--quiet"], env={**env, "AHASHDB_DATABASE_URL": url},
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    return time.perf_counter() - t0, r.stderr.strip().splitlines()[-1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--database-url", default=None)
+    args = ap.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    url = scratch_database(args.database_url, "ahashdb_bench_objects")
+    try:
+        import boto3
+
+        time.sleep(2)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bench")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "photos"
+            folder.mkdir()
+            for i in range(1, args.count + 1):
+                data = encode(photo(i, (1280, 960)), "JPEG", quality=90)
+                (folder / f"{i}.jpg").write_bytes(data)
+                client.put_object(Bucket="bench", Key=f"photos/{i}.jpg", Body=data)
+            HashStore(url).migrate()
+            size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+            print(f"{args.count} JPEGs of 1280x960 ({size:.0f} MB) in a folder and in"
+                  f" s3://bench/photos/ (moto server on 127.0.0.1)")
+            import psutil
+
+            moto = psutil.Process(server.pid)
+            disk_s, disk_line = ingest(url, str(folder), 1, env)
+            cpu0 = sum(moto.cpu_times()[:2])
+            bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 2, env)
+            served = sum(moto.cpu_times()[:2]) - cpu0
+            print(f"local disk: {args.count / disk_s:6.1f} images/s  ({disk_line})")
+            print(f"bucket:     {args.count / bucket_s:6.1f} images/s  ({bucket_line})")
+            print(f"bucket / local disk: {disk_s / bucket_s:.2f}x; the S3 server itself used"
+                  f" {served:.1f} s of CPU on this machine meanwhile ({served / bucket_s:.0%} of"
+                  " one core), which a real store spends elsewhere")
+            again_disk, _ = ingest(url, str(folder), 1, env)
+            again_bucket, line = ingest(url, "s3://bench/photos/", 2, env)
+            print(f"re-run, nothing new: folder {again_disk:.2f} s ({again_disk / disk_s:.0%} of"
+                  f" the first), bucket {again_bucket:.2f} s ({again_bucket / bucket_s:.0%};"
+                  f" {line})")
+    finally:
+        drop_database(url)
+        server.terminate()
+        server.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Images in buckets and at URLs, against a real S3-compatible server on 127.0.0.1 (moto's
+server mode) and the real client library: hashes equal the files', faults are per object,
+re-runs download nothing, no secret is stored or printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from ahashdb import HashStore, hash_image
+from tests.imagegen import encode, photo
+from tests.test_cli import run as cli
+
+SECRET = "s3cr3t-AWS-key-value"
+
+
+@dataclass
+class S3:
+    endpoint: str
+    log: Path
+    client: object
+
+    def gets(self, bucket: str) -> int:
+        """Object downloads so far (GETs of keys, not listings)."""
+        return len(re.findall(rf'"GET /{bucket}/[^ ?]+ HTTP', self.log.read_text()))
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "requests.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                 "-p", str(port)], stdout=out, stderr=out)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        client = boto3.client("s3")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.list_buckets()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                time.sleep(0.1)
+        yield S3(endpoint, log, client)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _bucket(s3: S3, name: str, n: int, tmp_path: Path) -> Path:
+    """A bucket with n photos under photos/ (and the same files on disk), a text file and a
+    broken image."""
+    s3.client.create_bucket(Bucket=name)
+    local = tmp_path / name
+    local.mkdir()
+    for i in range(1, n + 1):
+        data = encode(photo(i, (320, 240)), "JPEG", quality=90)
+        (local / f"{i}.jpg").write_bytes(data)
+        s3.client.put_object(Bucket=name, Key=f"photos/{i}.jpg", Body=data)
+    s3.client.put_object(Bucket=name, Key="photos/readme.txt", Body=b"not listed")
+    good = encode(photo(99, (320, 240)), "JPEG", quality=90)
+    s3.client.put_object(Bucket=name, Key="photos/900.jpg", Body=good[: len(good) // 3])
+    s3.client.put_object(Bucket=name, Key="photos/901.png", Body=b"<html>not an image</html>")
+    return local
+
+
+def test_a_bucket_prefix_ingests_like_the_same_files_and_reruns_download_nothing(
+    s3: S3, store: HashStore, tmp_path: Path,
+) -> None:
+    local = _bucket(s3, "shop", 12, tmp_path)
+    before = s3.gets("shop")
+    first = cli(store.url, "ingest", "s3://shop/photos/", "--company-id", "5")
+    assert first.exit_code == 1, first.output  # the two broken objects
+    assert "s3://shop/photos/900.jpg: truncated or corrupt image" in first.stderr
+    assert "s3://shop/photos/901.png: not an image Pillow can read" in first.stderr
+    assert "14 inputs: 12 added, 0 already present, 2 failed" in first.stderr
+    assert s3.gets("shop") - before == 14
+    stored = {m: (h, s) for m, h, s in store.connection.execute(
+        "SELECT meta_id, ahash_to_hex(hash), source FROM image_hashes WHERE company_id = 5")}
+    assert stored == {i: (f"{hash_image(local / f'{i}.jpg'):016x}", f"s3://shop/photos/{i}.jpg")
+                      for i in range(1, 13)}
+
+    before = s3.gets("shop")
+    again = cli(store.url, "ingest", "s3://shop/photos/", "--company-id", "5")
+    assert "14 inputs: 0 added, 12 already present, 2 failed" in again.stderr
+    assert s3.gets("shop") - before == 2  # only the broken ones, which were never stored
+    assert store.count(5) == 12
+
+    # A changed object (a new ETag) is downloaded and hashed again, and replaces its row.
+    s3.client.put_object(Bucket="shop", Key="photos/3.jpg",
+                         Body=encode(photo(42, (320, 240)), "JPEG", quality=90))
+    changed = cli(store.url, "ingest", "s3://shop/photos/", "--company-id", "5")
+    assert "1 added, 11 already present, 2 failed" in changed.stderr
+    (row,) = store.connection.execute("SELECT ahash_to_hex(hash) FROM image_hashes"
+                                      " WHERE company_id = 5 AND meta_id = 3").fetchall()
+    assert row[0] == f"{hash_image(encode(photo(42, (320, 240)), 'JPEG', quality=90)):016x}"
+
+    # query and hash take URLs too; an edited copy in the bucket finds its original
+    copy = encode(photo(7, (320, 240)).resize((160, 120)), "JPEG", quality=60)
+    s3.client.put_object(Bucket="shop", Key="copies/copy.jpg", Body=copy)
+    found = cli(store.url, "query", "s3://shop/copies/copy.jpg", "--company-id", "5", "-f", "nl")
+    assert found.exit_code == 0 and '"meta_id": 7' in found.stdout.splitlines()[0]
+    hashed = cli(store.url, "hash", "s3://shop/photos/1.jpg")
+    assert hashed.stdout.split()[0] == f"{hash_image(local / '1.jpg'):016x}"
+    for r in (first, again, changed, found, hashed):
+        assert SECRET not in r.output
+    assert not store.connection.execute(
+        "SELECT 1 FROM image_hashes WHERE source LIKE %s", (f"%{SECRET}%",)).fetchall()
+
+
+def test_faults_are_per_object_and_an_unlistable_bucket_is_one_line(
+    s3: S3, store: HashStore, tmp_path: Path,
+) -> None:
+    _bucket(s3, "faults", 2, tmp_path)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,meta_id\ns3://faults/photos/1.jpg,1\ns3://faults/photos/gone.jpg,2\n"
+                        "s3://faults/photos/2.jpg,3\n")
+    errors = tmp_path / "errors.csv"
+    r = cli(store.url, "ingest", "--manifest", str(manifest), "--company-id", "6",
+            "--errors", str(errors))
+    assert r.exit_code == 1
+    assert "s3://faults/photos/gone.jpg: not found" in r.stderr
+    assert "s3://faults/photos/gone.jpg,not found" in errors.read_text()
+    assert sorted(m for (m,) in store.connection.execute(
+        "SELECT meta_id FROM image_hashes WHERE company_id = 6")) == [1, 3]
+    missing = cli(store.url, "ingest", "s3://no-such-bucket/photos/", "--company-id", "6")
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == ("error: s3://no-such-bucket/photos/: cannot list (The"
+                                      " specified bucket does not exist)")
+
+
+def test_a_signed_url_is_stored_without_its_signature(s3: S3, store: HashStore,
+                                                       tmp_path: Path) -> None:
+    _bucket(s3, "signed", 1, tmp_path)
+    url = s3.client.generate_presigned_url(
+        "get_object", Params={"Bucket": "signed", "Key": "photos/1.jpg"}, ExpiresIn=600)
+    assert "Signature=" in url
+    r = cli(store.url, "ingest", url, "--company-id", "8", "--meta-id", "1")
+    assert r.exit_code == 0, r.output
+    (source,) = store.connection.execute(
+        "SELECT source FROM image_hashes WHERE company_id = 8").fetchone()
+    assert source == f"{s3.endpoint}/signed/photos/1.jpg"
+    assert "Signature" not in r.output and SECRET not in r.output
+
+
+def test_a_folder_rerun_reads_nothing_it_stored_and_since_filters(store: HashStore,
+                                                                   tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i in range(1, 4):
+        photo(i, (200, 150)).save(folder / f"{i}.png")
+    assert cli(store.url, "ingest", str(folder), "--company-id", "9").exit_code == 0
+    # Same size and mtime, other bytes: skipped unread (hashing would fail on them).
+    target = folder / "2.png"
+    st = target.stat()
+    target.write_bytes(b"\0" * st.st_size)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = cli(store.url, "ingest", str(folder), "--company-id", "9")
+    assert r.exit_code == 0 and "3 inputs: 0 added, 3 already present, 0 failed" in r.stderr
+    full = cli(store.url, "ingest", str(folder), "--company-id", "9", "--full")
+    assert full.exit_code == 1 and f"{target}: " in full.stderr
+    later = cli(store.url, "ingest", str(folder), "--company-id", "9", "--since", "1d")
+    assert "3 inputs" in later.stderr
+    none = cli(store.url, "ingest", str(folder), "--company-id", "9", "--since", "2999-01-01")
+    assert "0 inputs" in none.stderr
+    bad = cli(store.url, "ingest", str(folder), "--company-id", "9", "--since", "soon")
+    assert bad.exit_code == 1 and "--since 'soon'" in bad.stderr
