@@ -49,12 +49,16 @@ def test_libpq_variables_choose_the_server_when_no_url_is_given(database_url: st
     from ahashdb.config import database_source
 
     u = make_url(database_url)
-    env = {"AHASHDB_DATABASE_URL": None, "PGHOST": u.query["host"], "PGUSER": u.username,
-           "PGDATABASE": u.database, "PGPORT": None, "PGSERVICE": None, "PGPASSFILE": None}
+    port = u.query.get("port") or (str(u.port) if u.port else None)
+    env = {"AHASHDB_DATABASE_URL": None, "PGHOST": u.query.get("host") or u.host,
+           "PGPORT": port, "PGUSER": u.username, "PGDATABASE": u.database,
+           "PGHOSTADDR": None, "PGSERVICE": None, "PGPASSFILE": None}
     result = CliRunner().invoke(app, ["stats", "-f", "json"], env=env)
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
-    assert stats["database_source"] == "libpq's $PGHOST, $PGDATABASE, $PGUSER"
+    expected = ", ".join(f"${k}" for k in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER")
+                         if env[k])
+    assert stats["database_source"] == f"libpq's {expected}"
     assert stats["embedded"] is False and stats["schema_revision"] is not None
     table = CliRunner().invoke(app, ["stats"], env=env).stdout
     assert "— from libpq's $PGHOST" in table
