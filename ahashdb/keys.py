@@ -52,11 +52,14 @@ class KeyRefused(InvalidInput):
 
 
 def login(conn: psycopg.Connection, key: str, company_id: int | None = None) -> int:
-    """Bind the current transaction to ``key``'s company (an operator's key: to
-    ``company_id``) with ``ahash_login``, and return it; KeyRefused when it cannot."""
+    """Bind the current transaction (the caller opens it) to ``key``'s company (an
+    operator's key: to ``company_id``) with ``ahash_login``, and return it; KeyRefused when
+    it cannot. The same statement sets ``ahashdb.company_id`` for the transaction, so a
+    trusted-mode policy sees the company too: one round trip in all."""
     try:
-        with conn.transaction():
-            row = conn.execute("SELECT ahash_login(%s, %s)", (key, company_id)).fetchone()
+        row = conn.execute(
+            "SELECT c, set_config('ahashdb.company_id', c::text, true)"
+            " FROM ahash_login(%s, %s) AS c", (key, company_id)).fetchone()
     except psycopg.errors.InvalidAuthorizationSpecification:
         raise KeyRefused("key: unknown or revoked", 401) from None
     except psycopg.errors.InsufficientPrivilege:

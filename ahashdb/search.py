@@ -102,12 +102,11 @@ class InsertResult:
 def insert_if_new(conn: psycopg.Connection, company: int, h: int, max_distance: int,
                   meta_id: int, source: str | None, algorithm: str,
                   hasher: int | None) -> InsertResult:
-    """``ahash_insert_if_new`` of unsigned hash ``h``, in one transaction."""
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT * FROM ahash_insert_if_new(%s, %s, %s, %s, %s, %s::ahash_algorithm, %s)",
-            (company, to_signed(h), max_distance, meta_id, source, algorithm,
-             hasher)).fetchall()
+    """``ahash_insert_if_new`` of unsigned hash ``h``: one statement, so atomic on its own
+    (its advisory locks last until the transaction it runs in ends)."""
+    rows = conn.execute(
+        "SELECT * FROM ahash_insert_if_new(%s, %s, %s, %s, %s, %s::ahash_algorithm, %s)",
+        (company, to_signed(h), max_distance, meta_id, source, algorithm, hasher)).fetchall()
     if rows and rows[0][0]:
         return InsertResult(_match(rows[0][1:]), [])
     return InsertResult(None, [_match(r[1:]) for r in rows])

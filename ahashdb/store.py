@@ -32,6 +32,7 @@ from .hashes import (
     hash_of,
     hasher_versions,
     is_hash_spelling,
+    to_hex,
     to_signed,
 )
 from .search import InsertResult, Match
@@ -555,8 +556,6 @@ class HashStore(TenancyMethods):
         order, streamed (what ``ahashdb export`` writes and ``ingest --hashes`` reads)."""
         from psycopg import sql
 
-        from .hashes import to_hex
-
         statement = sql.SQL(
             "COPY (SELECT hash, meta_id, source FROM image_hashes WHERE company_id = {}"
             " AND algorithm = {}::ahash_algorithm ORDER BY id) TO STDOUT (FORMAT BINARY)"
@@ -569,8 +568,6 @@ class HashStore(TenancyMethods):
 
     def row(self, *, company_id: int, row_id: int) -> Match | None:
         """One stored row of the company by its id (``distance`` 0), or None."""
-        from .hashes import to_hex
-
         r = self.connection.execute(
             "SELECT id, company_id, meta_id, hash, source FROM image_hashes"
             " WHERE company_id = %s AND id = %s",
@@ -581,8 +578,6 @@ class HashStore(TenancyMethods):
         self, *, company_id: int, meta_id: int, algorithm: str = "ahash"
     ) -> list[tuple[int, str]]:
         """``(id, hex)`` of every ``algorithm`` hash stored for one object."""
-        from .hashes import to_hex
-
         rows = self.connection.execute(
             "SELECT id, hash FROM image_hashes WHERE company_id = %s AND meta_id = %s"
             " AND algorithm = %s::ahash_algorithm ORDER BY id",

@@ -73,7 +73,7 @@ class TenancyMethods:
     @contextlib.contextmanager
     def login(self, key: str, company_id: int | None = None) -> Iterator[int]:
         """A transaction bound to the company of ``key`` (``ahash_login``; an operator's
-        key: to ``company_id``), for strict row-level security; yields the company id.
+        key: to ``company_id``), for row-level security in either mode; yields the company id.
         Everything this store runs inside the ``with`` block is in that transaction and
         sees that company only. A key that binds nothing raises
         :class:`ahashdb.keys.KeyRefused`."""

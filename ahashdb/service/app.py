@@ -190,8 +190,6 @@ def tenant(pool: Any, url: str, key: str,
         store = HashStore.over(conn, url)
         try:
             with store.login(key, company_id) as company:
-                conn.execute("SELECT set_config('ahashdb.company_id', %s, true)",
-                             (str(company),))
                 yield store, company
         except KeyRefused as exc:
             title = {401: "Unauthorized", 403: "Forbidden"}.get(exc.status, "Bad Request")
