@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import citus
 from .connection import read_revision
 from .ddl import INDEX_DDL, RLS_DISABLE, RLS_ENABLE, RLS_ENABLE_STRICT
 from .errors import InvalidInput
@@ -24,8 +25,19 @@ def set_row_level_security(conn: psycopg.Connection, mode: str) -> None:
     transaction."""
     if mode not in RLS_MODES:
         raise InvalidInput(f"row-level security mode {mode!r}: expected off, trusted or strict")
+    if mode == "strict" and citus.is_distributed(conn):
+        raise InvalidInput("strict row-level security binds a key to one backend of one server,"
+                           " which Citus's workers cannot see: use trusted mode on Citus")
     with conn.transaction():
-        conn.execute(RLS_MODES[mode])
+        run_script(conn, RLS_MODES[mode])
+
+
+def run_script(conn: psycopg.Connection, script: str) -> None:
+    """Run ``script``'s statements (each ends a line with ``;``) one at a time, as Citus
+    wants DDL: it propagates one command per statement to the workers."""
+    for statement in script.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def row_level_security(conn: psycopg.Connection) -> str:
@@ -62,6 +74,9 @@ def partition(conn: psycopg.Connection, partitions: int) -> None:
     if isinstance(partitions, bool) or not isinstance(partitions, int) \
             or not 1 <= partitions <= 1024:
         raise InvalidInput(f"partitions {partitions!r}: expected 1 to 1024")
+    if citus.is_distributed(conn):
+        raise InvalidInput("image_hashes is distributed by Citus, which already splits it by"
+                           " company into shards: partition is for one server")
     with conn.transaction():
         conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
@@ -106,7 +121,7 @@ def partition(conn: psycopg.Connection, partitions: int) -> None:
         conn.execute(sql.SQL("ALTER TABLE image_hashes OWNER TO {}").format(
             sql.Identifier(owner)))
         if mode in RLS_MODES:
-            conn.execute(RLS_MODES[mode])
+            run_script(conn, RLS_MODES[mode])
         else:  # closed: on, with no policy
             conn.execute("ALTER TABLE image_hashes ENABLE ROW LEVEL SECURITY")
     conn.execute("VACUUM (ANALYZE) image_hashes")
@@ -127,18 +142,25 @@ def stats(conn: psycopg.Connection, company_id: int | None) -> dict[str, Any]:
         f" FROM image_hashes {where}",
         (LOW_INFORMATION_BITS + 1, 63 - LOW_INFORMATION_BITS, *params),
     ).fetchone()
-    # A partitioned table's sizes are its partitions' (the parent stores nothing).
-    tables = ("SELECT 'image_hashes'::regclass UNION ALL SELECT inhrelid FROM pg_inherits"
-              " WHERE inhparent = 'image_hashes'::regclass")
-    sizes = conn.execute(
-        f"SELECT sum(pg_table_size(t)), sum(pg_indexes_size(t)) FROM ({tables}) AS p(t)"
-    ).fetchone()
-    indexes = conn.execute(
-        "SELECT coalesce(pi.inhparent, i.indexrelid)::regclass::text,"
-        " sum(pg_relation_size(i.indexrelid))::bigint"
-        f" FROM pg_index i LEFT JOIN pg_inherits pi ON pi.inhrelid = i.indexrelid"
-        f" WHERE i.indrelid IN ({tables}) GROUP BY 1 ORDER BY 1"
-    ).fetchall()
+    distributed = citus.is_distributed(conn)
+    if distributed:  # the coordinator's table is a shell: the sizes are the shards'
+        sizes = conn.execute(
+            "SELECT citus_table_size('image_hashes'), citus_total_relation_size('image_hashes')"
+            " - citus_table_size('image_hashes')").fetchone()
+        indexes = []
+    else:
+        # A partitioned table's sizes are its partitions' (the parent stores nothing).
+        tables = ("SELECT 'image_hashes'::regclass UNION ALL SELECT inhrelid FROM pg_inherits"
+                  " WHERE inhparent = 'image_hashes'::regclass")
+        sizes = conn.execute(
+            f"SELECT sum(pg_table_size(t)), sum(pg_indexes_size(t)) FROM ({tables}) AS p(t)"
+        ).fetchone()
+        indexes = conn.execute(
+            "SELECT coalesce(pi.inhparent, i.indexrelid)::regclass::text,"
+            " sum(pg_relation_size(i.indexrelid))::bigint"
+            f" FROM pg_index i LEFT JOIN pg_inherits pi ON pi.inhrelid = i.indexrelid"
+            f" WHERE i.indrelid IN ({tables}) GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     version = conn.execute("SHOW server_version").fetchone()
     # Which imagehash/Pillow versions made the rows: hashes from different versions may
     # differ by a bit or two for the same image (drift).
@@ -170,6 +192,8 @@ def stats(conn: psycopg.Connection, company_id: int | None) -> dict[str, Any]:
         "table_bytes": int(sizes[0] or 0) if sizes else 0,
         "index_bytes": int(sizes[1] or 0) if sizes else 0,
         "indexes": {name: size for name, size in indexes},
+        **({"citus_rows_per_node": citus.rows_per_node(conn, dict(per_company))}
+           if distributed else {}),
     }
 
 
@@ -206,5 +230,5 @@ def create_application_role(conn: psycopg.Connection, name: str,
         for grant in APPLICATION_GRANTS:
             conn.execute(sql.SQL(grant).format(role=role))
         if row_level_security(conn) == "off":
-            conn.execute(RLS_ENABLE)
+            run_script(conn, RLS_ENABLE)
     return not exists

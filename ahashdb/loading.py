@@ -111,24 +111,36 @@ def insert_batch(conn: psycopg.Connection, batch: list[Row]) -> int:
         with conn.transaction():
             _copy(conn, "image_hashes", batch)
             return len(batch)
-    except psycopg.errors.UniqueViolation:
-        pass
+    except psycopg.Error as exc:
+        if not _duplicate_key(exc):
+            raise
     with conn.transaction():
         _ensure_stage(conn)
         _copy(conn, "ahashdb_stage", batch)
         return _insert_staged(conn)
 
 
+def _duplicate_key(exc: psycopg.Error) -> bool:
+    """A unique violation: as PostgreSQL reports it (23505), or as Citus relays a worker's
+    during a COPY into a distributed table (XX000, with PostgreSQL's message)."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return True
+    return isinstance(exc, psycopg.errors.InternalError_) and (
+        exc.diag.message_primary or "").startswith("duplicate key value violates unique")
+
+
 def _insert_staged(conn: psycopg.Connection) -> int:
     """Move the staged rows into image_hashes, in key order, skipping stored ones."""
     columns = ", ".join(COLUMNS)
-    cur = conn.execute(
-        f"INSERT INTO image_hashes ({columns}) SELECT {columns} FROM ahashdb_stage"
-        " ORDER BY company_id, meta_id, algorithm, hash"
-        " ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING"
-    )
+    # (Counted from RETURNING: Citus's INSERT … SELECT reports the rows it read instead.)
+    row = conn.execute(
+        f"WITH added AS (INSERT INTO image_hashes ({columns}) SELECT {columns}"
+        " FROM ahashdb_stage ORDER BY company_id, meta_id, algorithm, hash"
+        " ON CONFLICT (company_id, meta_id, algorithm, hash) DO NOTHING RETURNING 1)"
+        " SELECT count(*) FROM added"
+    ).fetchone()
     conn.execute("TRUNCATE ahashdb_stage")
-    return max(cur.rowcount, 0)
+    return int(row[0]) if row else 0
 
 
 def _load_empty(conn: psycopg.Connection, rows: Iterator[Row]) -> tuple[int, int]:
@@ -289,6 +301,7 @@ def record_sources(conn: psycopg.Connection, algorithm: str,
             " SELECT c, %s::ahash_algorithm, s, m, i FROM unnest(%s::bigint[], %s::text[],"
             " %s::text[], %s::bigint[]) AS e(c, s, m, i)"
             " ON CONFLICT (company_id, algorithm, source) DO UPDATE"
-            " SET marker = EXCLUDED.marker, meta_id = EXCLUDED.meta_id, updated_at = now()",
+            " SET marker = EXCLUDED.marker, meta_id = EXCLUDED.meta_id,"
+            " updated_at = EXCLUDED.updated_at",
             (algorithm, columns[0], columns[1], columns[2], columns[3]))
     return max(replaced, 0)

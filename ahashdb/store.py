@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from . import admin, connection, loading
+from . import citus, connection, loading
 from . import search as searching
 from .checks import check_distance, check_id, check_oriented, check_source
 from .config import database_source, database_url, describe_target, redact
@@ -35,6 +35,7 @@ from .hashes import (
     to_hex,
     to_signed,
 )
+from .layout import LayoutMethods
 from .search import InsertResult, Match
 from .tenancy import TenancyMethods
 
@@ -42,7 +43,7 @@ __all__ = ["HashStore", "InsertResult", "Match", "SCHEMA_REVISION", "database_ur
            "migrations_path"]
 
 
-class HashStore(TenancyMethods):
+class HashStore(LayoutMethods, TenancyMethods):
     """Perceptual hashes in PostgreSQL.
 
     ``HashStore()`` uses ``$AHASHDB_DATABASE_URL`` or, without it, the embedded server
@@ -123,11 +124,14 @@ class HashStore(TenancyMethods):
             self._check_schema(self._conn)
         return self._conn
 
-    def schema_revision(self) -> str | None:
-        """The database's Alembic revision, or None when it has no ahashdb schema."""
+    def _raw_connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
-        return connection.read_revision(self._conn)
+        return self._conn
+
+    def schema_revision(self) -> str | None:
+        """The database's Alembic revision, or None when it has no ahashdb schema."""
+        return connection.read_revision(self._raw_connection())
 
     def _check_schema(self, conn: psycopg.Connection) -> None:
         revision = connection.read_revision(conn)
@@ -153,43 +157,17 @@ class HashStore(TenancyMethods):
         return connection.alembic_config(self.url)
 
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade the schema to ``revision`` (default: the newest); safe to run concurrently."""
+        """Upgrade the schema to ``revision`` (default: the newest); safe to run concurrently.
+        On a Citus-distributed database, what the new revisions made is distributed too."""
         connection.run_alembic(self.url, "upgrade", revision)
         self._schema_checked = revision in ("head", SCHEMA_REVISION)
+        if citus.is_distributed(conn := self._raw_connection()):
+            citus.enable(conn)
 
     def downgrade(self, revision: str) -> None:
         """Downgrade the schema to ``revision`` (``"base"`` drops everything ahashdb made)."""
         connection.run_alembic(self.url, "downgrade", revision)
         self._schema_checked = False
-
-    # --- layout and stats -----------------------------------------------------------------
-
-    def partitions(self) -> int:
-        """How many hash partitions (by company_id) ``image_hashes`` has; 1 when plain."""
-        return admin.partitions(self.connection)
-
-    def partition(self, partitions: int) -> None:
-        """Rebuild ``image_hashes`` hash-partitioned by company_id into ``partitions`` tables
-        (``1``: back to one plain table), in one transaction that locks out writers.
-
-        Rows keep their ids; indexes, grants and row-level security carry over; the SQL
-        functions keep working unchanged (each company lives in one partition, so a
-        company-scoped search touches one partition's indexes). Then VACUUM ANALYZE.
-        """
-        admin.partition(self.connection, partitions)
-
-    def stats(self, company_id: int | None = None) -> dict[str, Any]:
-        """Rows per company, sizes, degenerate hashes, server version and schema revision."""
-        company = None if company_id is None else check_id("company_id", company_id)
-        from . import embedded
-
-        return {
-            "database": redact(self.url),
-            "database_source": self.database_source,
-            "embedded": self._embedded,
-            "data_directory": str(embedded.pgdata_dir()) if self._embedded else None,
-            **admin.stats(self.connection, company),
-        }
 
     # --- writing --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ the traceback instead); usage errors exit 2.
 
 from __future__ import annotations
 
-from . import admin, find, load, tenants  # noqa: F401 - registers the commands
+from . import admin, cluster, find, load, tenants  # noqa: F401 - registers the commands
 from .common import app
 
 app.add_typer(tenants.keys_app, name="keys")

@@ -151,6 +151,7 @@ def stats(
                                    " (blank or nearly uniform images)"),
         ("partitions", f"{s['partitions']} (hash by company_id)" if s["partitions"] > 1
          else "none"),
+        *((f"rows on {node}", f"{n:,}") for node, n in s.get("citus_rows_per_node", {}).items()),
         ("table size", f"{s['table_bytes'] / 2**20:,.1f} MB"),
         ("index size", f"{s['index_bytes'] / 2**20:,.1f} MB"
                        f" ({s['index_bytes'] / rows:,.0f} bytes/row)"),

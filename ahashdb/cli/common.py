@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import re
 import time
 import traceback
 from collections.abc import Iterator
@@ -132,11 +133,21 @@ def errors(ctx: typer.Context) -> Iterator[None]:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, psycopg.errors.QueryCanceled) and "timeout" in message:
             message += " (raise it with --timeout, 0 for none)"
+        elif (node := _citus_node(message)) is not None:
+            message = (f"Citus worker {node} is unreachable: the rows of the companies it"
+                       " holds cannot be read or written now (companies on other workers"
+                       f" still answer; nothing half-written is kept) — {message}")
         elif isinstance(exc, psycopg.OperationalError) and state.target:
             message = (f"lost the connection to PostgreSQL at {state.target} ({message});"
                        " every batch committed before it is stored, re-run to finish")
         err(f"error: {state.scrub(message)}")
         raise typer.Exit(1) from None
+
+
+def _citus_node(message: str) -> str | None:
+    """The node in Citus's "connection to the remote node user@host:port failed", if any."""
+    match = re.search(r"connection to the remote node (?:\S+@)?(\S+?) failed", message)
+    return match.group(1) if match else None
 
 
 def check_ids(**options: int | None) -> None:
