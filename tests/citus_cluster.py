@@ -88,6 +88,7 @@ class CitusCluster:
     bindir: Path
     coordinator: Node | None = None
     workers: list[Node] = field(default_factory=list)
+    others: list[Node] = field(default_factory=list)
 
     @classmethod
     def create(cls, workers: int = 2, base: Path | None = None) -> CitusCluster:
@@ -133,7 +134,7 @@ class CitusCluster:
     def _run(self, program: str, *args: str) -> None:
         embedded._run(self.bindir, program, list(args), embedded._service_account())
 
-    def _init_node(self, name: str) -> Node:
+    def _init_node(self, name: str, citus: bool = True) -> Node:
         node = Node(name=name, port=_free_port(), pgdata=self.base / name)
         account = embedded._service_account()
         node.pgdata.mkdir(mode=0o700)
@@ -143,6 +144,8 @@ class CitusCluster:
                   "--encoding=utf8", "--no-instructions")
         conf = {**SETTINGS, "port": str(node.port),
                 "unix_socket_directories": f"'{node.pgdata}'"}
+        if not citus:
+            conf = {k: v for k, v in conf.items() if "citus" not in k}
         with open(node.pgdata / "postgresql.conf", "a") as f:
             f.writelines(f"{k} = {v}\n" for k, v in conf.items())
         with open(node.pgdata / "pg_hba.conf", "w") as f:
@@ -150,8 +153,16 @@ class CitusCluster:
         self.start_node(node)
         with psycopg.connect(node.url("postgres"), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
-        with psycopg.connect(node.url(), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION citus")
+        if citus:
+            with psycopg.connect(node.url(), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION citus")
+        return node
+
+    def plain_server(self) -> Node:
+        """A server of the same binaries and settings without Citus, outside the cluster
+        (the single-node baseline of benchmarks/citus.py); :meth:`destroy` stops it too."""
+        node = self._init_node(f"plain{len(self.others) + 1}", citus=False)
+        self.others.append(node)
         return node
 
     def start_node(self, node: Node) -> None:
@@ -186,7 +197,8 @@ class CitusCluster:
 
     def destroy(self) -> None:
         """Stop every node and remove the cluster's folder."""
-        for node in [*self.workers, *([self.coordinator] if self.coordinator else [])]:
+        for node in [*self.others, *self.workers,
+                     *([self.coordinator] if self.coordinator else [])]:
             with contextlib.suppress(Exception):
                 self.stop_node(node, "immediate")
         shutil.rmtree(self.base, ignore_errors=True)

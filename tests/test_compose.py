@@ -86,3 +86,32 @@ def test_the_service_runs_as_the_application_role_after_migration_on_loopback() 
     assert all(p.startswith("127.0.0.1:") for p in service["ports"])
     migrate = " ".join(COMPOSE["services"]["migrate"]["command"].split())
     assert "ahashdb rls enable --strict" in migrate
+
+
+def test_citus_profile_is_a_coordinator_two_workers_and_a_one_shot_enable() -> None:
+    services = COMPOSE["services"]
+    citus = {name: s for name, s in services.items() if "citus" in s.get("profiles", [])}
+    nodes = {n: s for n, s in citus.items() if s["image"].startswith("citusdata/citus:")
+             and "healthcheck" in s}
+    assert set(nodes) == {"citus-coordinator", "citus-worker1", "citus-worker2"}
+    for name, node in nodes.items():
+        assert ENV_REFERENCE.match(node["environment"]["POSTGRES_PASSWORD"]), name
+        assert node["volumes"][0].partition(":")[0] in COMPOSE["volumes"]
+        published = node.get("ports", [])
+        assert all(p.split(":")[0] == "127.0.0.1" for p in published), published
+        assert (name == "citus-coordinator") == bool(published)  # workers stay private
+    # The workers join with the owner's password in pg_dist_authinfo, and nothing trusts.
+    setup = citus["citus-setup"]
+    script = setup["command"][-1]
+    assert "pg_dist_authinfo" in script and "citus_set_coordinator_host" in script
+    assert script.count("citus_add_node") == 2
+    assert "trust" not in TEXT.lower().replace("never trust", "")
+    assert all(c["condition"] == "service_healthy" for c in setup["depends_on"].values())
+    one_shot = citus["citus-migrate"]
+    assert one_shot["depends_on"]["citus-setup"]["condition"] == \
+        "service_completed_successfully"
+    command = " ".join(one_shot["command"].split())
+    assert re.search(r"\bahashdb migrate && ahashdb citus enable\b", command)
+    url = make_url(one_shot["environment"]["AHASHDB_DATABASE_URL"])
+    assert url.host == "citus-coordinator" and url.password is None
+    assert "--profile citus" in README
