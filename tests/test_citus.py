@@ -392,3 +392,16 @@ def test_rebalance_onto_a_third_worker_keeps_every_answer(
         placements = store.citus_status()["image_hashes_placements"]
         assert f"127.0.0.1:{new.port}" in {p["node"] for p in placements}
         assert len(placements) == 3
+
+
+def test_citus_commands_on_a_server_without_citus_say_so(store: HashStore,
+                                                         database_url: str) -> None:
+    assert store.citus_status() == {"citus": None, "distributed": False}
+    with pytest.raises(InvalidInput, match="Citus"):
+        store.distribute()
+    assert store.partitions() == 1 and store.citus_status()["citus"] is None
+    result = cli(database_url, "citus", "enable")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "Citus" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "no Citus" in cli(database_url, "citus", "status").output
