@@ -279,6 +279,12 @@ def test_row_level_security_with_set_local(loaded: dict,
                     assert own > 0 and foreign == 0
             with conn.transaction():  # no company: nothing
                 assert conn.execute("SELECT count(*) FROM image_hashes").fetchone()[0] == 0
+        # A session-level company would reach no worker, so every read would be empty:
+        # HashStore(tenant=…) says so instead of answering nothing.
+        with pytest.raises(InvalidInput, match="SET LOCAL"):
+            HashStore(app_url, tenant=c1).count(company_id=c1)
+        with HashStore(url, tenant=c1) as owner:  # the owner is not under the policy
+            assert owner.count(company_id=c1) == 1150
         strict = cli(url, "rls", "enable", "--strict")
         assert strict.exit_code == 1 and "trusted mode" in strict.output
     finally:
