@@ -66,9 +66,15 @@ def is_distributed(conn: psycopg.Connection) -> bool:
 
 
 def _citus_kind(conn: psycopg.Connection, table: str) -> str | None:
-    row = conn.execute("SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = %s::regclass",
-                       (table,)).fetchone()
+    row = conn.execute("SELECT partmethod FROM pg_dist_partition"
+                       " WHERE logicalrelid = to_regclass(%s)", (table,)).fetchone()
     return None if row is None else {"h": "distributed", "n": "reference"}.get(row[0], row[0])
+
+
+def _exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a table (a bare name) or a function (a signature) exists."""
+    check = "to_regprocedure(%s)" if "(" in name else "to_regclass(%s)"
+    return conn.execute(f"SELECT {check} IS NOT NULL", (name,)).fetchone()[0]
 
 
 def enable(conn: psycopg.Connection, shard_count: int | None = None) -> list[str]:
@@ -99,14 +105,15 @@ def enable(conn: psycopg.Connection, shard_count: int | None = None) -> list[str
             "strict row-level security binds a key to one backend of one server, which"
             " Citus's workers cannot see: run `ahashdb rls enable` (trusted mode) first")
     changed: list[str] = []
+    # (Objects a later revision makes are skipped here; `migrate` distributes them then.)
     for table in REFERENCE_TABLES:
-        if _citus_kind(conn, table) is None:
+        if _exists(conn, table) and _citus_kind(conn, table) is None:
             conn.execute("SELECT create_reference_table(%s)", (table,))
             conn.execute("SELECT truncate_local_data_after_distributing_table(%s)", (table,))
             changed.append(f"{table}: reference table")
     anchor = DISTRIBUTED_TABLES[0]
     for table in DISTRIBUTED_TABLES:
-        if _citus_kind(conn, table) is None:
+        if _exists(conn, table) and _citus_kind(conn, table) is None:
             if table == anchor:
                 conn.execute("SELECT create_distributed_table(%s, 'company_id',"
                              " shard_count := %s)",
@@ -117,6 +124,8 @@ def enable(conn: psycopg.Connection, shard_count: int | None = None) -> list[str
             conn.execute("SELECT truncate_local_data_after_distributing_table(%s)", (table,))
             changed.append(f"{table}: distributed by company_id")
     for signature in DELEGATED_FUNCTIONS:
+        if not _exists(conn, signature):
+            continue
         row = conn.execute(
             "SELECT o.distribution_argument_index FROM pg_dist_object o"
             " WHERE o.classid = 'pg_proc'::regclass AND o.objid = %s::regprocedure",
@@ -135,6 +144,8 @@ def enable(conn: psycopg.Connection, shard_count: int | None = None) -> list[str
                      .format(sql.Identifier(conn.info.dbname)))
         changed.append("database: SET LOCAL propagated to the workers")
     for signature in CUSTOM_PLAN_FUNCTIONS:
+        if not _exists(conn, signature):
+            continue
         row = conn.execute("SELECT %s = ANY(coalesce(proconfig, '{}')) FROM pg_proc"
                            " WHERE oid = %s::regprocedure",
                            ("plan_cache_mode=force_custom_plan", signature)).fetchone()

@@ -411,3 +411,35 @@ def test_citus_commands_on_a_server_without_citus_say_so(store: HashStore,
     assert result.output.startswith("error: ") and "Citus" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "no Citus" in cli(database_url, "citus", "status").output
+
+
+def test_upgrades_that_rewrite_the_table_run_on_a_distributed_database() -> None:
+    """A database distributed at revision 0009 upgrades to head in one `migrate`: 0010
+    rewrites image_hashes, 0011-0013 add tables, functions and constraints; the new tables
+    come out distributed, the rows and their answers unchanged."""
+    from ahashdb import citus
+
+    if citus_cluster.installed_bindir() is None:
+        pytest.skip(citus_cluster.missing_reason())
+    c = citus_cluster.CitusCluster.create(workers=2)
+    try:
+        with HashStore(c.url(), auto_migrate=False) as store:
+            store.migrate("0009")
+            changed = citus.enable(store._raw_connection(), 4)
+            assert "image_hashes: distributed by company_id" in changed
+            with c.connect() as conn:
+                conn.execute("INSERT INTO image_hashes (company_id, meta_id, hash)"
+                             " SELECT g % 5 + 1, g, hashtextextended(g::text, 9)"
+                             " FROM generate_series(1, 3000) AS g")
+            rows = all_rows(c.url())
+            store.migrate()
+            status = store.citus_status()
+            assert status["tables"]["ahash_decisions"] == "distributed"
+            assert status["tables"]["ahash_api_keys"] == "reference"
+            assert store.count() == 3000
+            for r in rows[:20]:
+                h = r[3] & (2**64 - 1)
+                got = store.search(h, company_id=r[1], max_distance=12)
+                assert [(m.distance, m.id) for m in got] == brute(rows, h, 12, r[1])
+    finally:
+        c.destroy()

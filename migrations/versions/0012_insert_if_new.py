@@ -103,39 +103,37 @@ CREATE TABLE ahash_decisions (
 """
 
 
-HASHERS_DECODE = """
-ALTER TABLE ahash_hashers
-  ADD COLUMN decode text NOT NULL DEFAULT 'full',
-  ADD CONSTRAINT ahash_hashers_decode CHECK (decode IN ('full', 'reduced')),
-  DROP CONSTRAINT ahash_hashers_key,
-  ADD CONSTRAINT ahash_hashers_key
-    UNIQUE (algorithm, hash_size, imagehash_version, pillow_version, decode)
-"""
+# One subcommand per ALTER TABLE: Citus propagates no ADD CONSTRAINT beside others.
+HASHERS_DECODE = (
+    "ALTER TABLE ahash_hashers ADD COLUMN decode text NOT NULL DEFAULT 'full'",
+    "ALTER TABLE ahash_hashers"
+    " ADD CONSTRAINT ahash_hashers_decode CHECK (decode IN ('full', 'reduced'))",
+    "ALTER TABLE ahash_hashers DROP CONSTRAINT ahash_hashers_key",
+    "ALTER TABLE ahash_hashers ADD CONSTRAINT ahash_hashers_key"
+    " UNIQUE (algorithm, hash_size, imagehash_version, pillow_version, decode)",
+)
 
 # Revision 0011 cannot tell reduced-scale hashes from imagehash's: their rows lose the mark.
-HASHERS_DECODE_DOWN = """
-UPDATE image_hashes SET hasher = NULL
- WHERE hasher IN (SELECT id FROM ahash_hashers WHERE decode = 'reduced');
-DELETE FROM ahash_hashers WHERE decode = 'reduced';
-ALTER TABLE ahash_hashers
-  DROP CONSTRAINT ahash_hashers_key,
-  DROP COLUMN decode,
-  ADD CONSTRAINT ahash_hashers_key UNIQUE (algorithm, hash_size, imagehash_version, pillow_version)
-"""
+HASHERS_DECODE_DOWN = (
+    "ALTER TABLE ahash_hashers DROP CONSTRAINT ahash_hashers_key",
+    "ALTER TABLE ahash_hashers DROP COLUMN decode",
+    "ALTER TABLE ahash_hashers ADD CONSTRAINT ahash_hashers_key"
+    " UNIQUE (algorithm, hash_size, imagehash_version, pillow_version)",
+)
 
 
 def upgrade() -> None:
     for statement in (
         AHASH_INSERT_IF_NEW,
         AHASH_DECISIONS_TABLE,
-        HASHERS_DECODE,
+        *HASHERS_DECODE,
     ):
         op.execute(statement)
 
 
 def downgrade() -> None:
     for statement in (
-        HASHERS_DECODE_DOWN,
+        *HASHERS_DECODE_DOWN,
         "DROP TABLE ahash_decisions",
         "DROP FUNCTION ahash_insert_if_new(bigint, bigint, integer, bigint, text,"
         " ahash_algorithm, smallint, integer)",
