@@ -138,6 +138,25 @@ def test_searches_equal_brute_force_and_one_node(loaded: dict, store: HashStore)
     rows = all_rows(url)
     # The same rows on one server (the single-node test database).
     store.insert_many([(r[3] & (2**64 - 1), r[1], r[2], r[4]) for r in rows])
+    by_id = {r[0]: (r[1], r[2]) for r in rows}
+    with HashStore(url) as dist:
+        for company in loaded["companies"]:
+            def keyed(groups, ids) -> list:  # noqa: ANN001 - groups of Match, by object
+                return sorted(sorted(ids(m) for m in g) for g in groups)
+
+            got = keyed(dist.duplicates(company_id=company, max_distance=4),
+                        lambda m: by_id[m.id])
+            one = keyed(store.duplicates(company_id=company, max_distance=4),
+                        lambda m: (m.company_id, m.meta_id))
+            assert got == one and len(got) > 10
+            pairs = sorted((d, *sorted((by_id[a], by_id[b])))
+                           for a, b, d in dist.duplicate_pairs(company_id=company,
+                                                               max_distance=6))
+            assert len(pairs) > 10
+            one_ids = {r[0]: (r[1], r[2]) for r in all_rows(store.url)}
+            assert pairs == sorted((d, *sorted((one_ids[a], one_ids[b])))
+                                   for a, b, d in store.duplicate_pairs(
+                                       company_id=company, max_distance=6))
     rng = random.Random(7)
     queries = [c ^ (1 << rng.randrange(64)) for c in loaded["centers"][:12]]
     queries += [rng.getrandbits(64) for _ in range(3)]
@@ -187,8 +206,11 @@ def test_query_forms_from_the_cli(loaded: dict) -> None:
         found = store.search(flipped, company_id=c2, orientations=True, max_distance=2)
         assert any(m.meta_id == 1000 and m.orientation not in (None, "original")
                    for m in found), found
-        groups = store.duplicates(company_id=c2, max_distance=0)
-        assert groups == [] or all(len(g) > 1 for g in groups)
+        groups = [g for g in store.duplicates(company_id=c2, max_distance=4)]
+    listed = table(cli(url, "duplicates", "--company-id", str(c2), "-t", "4", "-f",
+                       "csv").output)
+    assert groups and len(listed) == sum(len(g) for g in groups)
+    assert {r["group"] for r in listed} == {str(i + 1) for i in range(len(groups))}
 
 
 def test_sql_functions_from_psql_shape(loaded: dict) -> None:
