@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0013, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0014, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -619,17 +619,31 @@ BEGIN
       EXIT WHEN bound <= covered;
     END IF;
   END LOOP;
-  RETURN QUERY
-    WITH cand AS (
-      SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
-       WHERE bit_count((u.xh # query)::bit(64)) <= bound)
-    SELECT h.id, h.company_id, h.meta_id, h.hash,
-           bit_count((h.hash # query)::bit(64))::integer, h.source
-      FROM cand JOIN image_hashes h
-        ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
-       AND h.hash = cand.xh
-     ORDER BY 5, 1
-     LIMIT k;
+  IF company IS NULL THEN
+    RETURN QUERY
+      WITH cand AS (
+        SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+         WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+         AND h.hash = cand.xh
+       ORDER BY 5, 1
+       LIMIT k;
+  ELSE
+    RETURN QUERY
+      WITH cand AS (
+        SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+         WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+         AND h.hash = cand.xh
+       ORDER BY 5, 1
+       LIMIT k;
+  END IF;
 END
 $function$;
 
