@@ -37,12 +37,17 @@ def cli(url: str, *args: str):  # noqa: ANN201
     return runner.invoke(app, ["--database-url", url, *args])
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[citus_cluster.CitusCluster]:
+def require_citus() -> None:
+    """Skip without Citus, with the reason; fail instead where it is required (CI)."""
     if citus_cluster.installed_bindir() is None:
         if os.environ.get(citus_cluster.ENV_REQUIRE):
             pytest.fail(citus_cluster.missing_reason())
         pytest.skip(citus_cluster.missing_reason())
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[citus_cluster.CitusCluster]:
+    require_citus()
     c = citus_cluster.CitusCluster.create(workers=2)
     try:
         yield c
@@ -441,8 +446,7 @@ def test_upgrades_that_rewrite_the_table_run_on_a_distributed_database() -> None
     come out distributed, the rows and their answers unchanged."""
     from ahashdb import citus
 
-    if citus_cluster.installed_bindir() is None:
-        pytest.skip(citus_cluster.missing_reason())
+    require_citus()
     c = citus_cluster.CitusCluster.create(workers=2)
     try:
         with HashStore(c.url(), auto_migrate=False) as store:
