@@ -509,13 +509,14 @@ def ingest_files(
                 else:
                     reason = "no company_id (use --company-id or a manifest column)"
                 summary.failed += 1
-                if on_error is not None:
-                    on_error(item.path, reason)
+                if on_error is not None:  # a URL without its credentials or signature
+                    on_error(clean_url(item.path) if is_url(item.path) else item.path, reason)
             else:
                 if is_low_information(h):
                     summary.low_information += 1
                     if on_warning is not None:
-                        on_warning(item.path, f"warning: low-information hash {h:016x} (a blank"
+                        on_warning(clean_url(item.path) if is_url(item.path) else item.path,
+                                   f"warning: low-information hash {h:016x} (a blank"
                                    " or nearly uniform image: it matches every other one)")
                 if if_new is not None:
                     result = store.insert_if_new(to_signed(h), company_id=cid,

@@ -12,7 +12,10 @@ Needs ``pip install 'ahashdb[objects]'`` (s3fs; gcsfs for ``gs://``).
 from __future__ import annotations
 
 import os
+import random
+import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -131,12 +134,22 @@ class ObjectStore:
         yield Listed(url, _marker(info), _modified(info))
 
     def fetch(self, url: str) -> bytes:
-        """The object's bytes; errors are OSError subclasses with one-line reasons."""
+        """The object's bytes. Transient failures (HTTP 5xx and 429, resets, bodies cut
+        short) are retried with jittered exponential backoff, ``retries`` attempts in all:
+        botocore does it for s3://, this does it for web URLs. A timeout is not retried."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         fs = self._filesystem(scheme)
-        path = url if scheme in ("http", "https") else f"{parts.netloc}{parts.path}"
-        return fs.cat_file(path)
+        if scheme not in ("http", "https"):
+            return fs.cat_file(f"{parts.netloc}{parts.path}")
+        for attempt in range(1, self.retries + 1):
+            try:
+                return fs.cat_file(url)
+            except Exception as exc:
+                if attempt >= self.retries or not _transient(exc):
+                    raise
+                time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
 
     def prefetch(self, items: Iterable[Any], concurrency: int = 32) -> Iterator[Any]:
         """``items`` in order, each URL item's ``data`` fetched beforehand (or its ``error``
@@ -161,8 +174,21 @@ def _settle(item: Any, future: Future[bytes] | None) -> Any:
     return item
 
 
+def _transient(exc: BaseException) -> bool:
+    """A failure worth another try: the server busy or throttling, or the connection lost."""
+    try:
+        import aiohttp
+    except ImportError:
+        return False
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
+                            aiohttp.ClientPayloadError, ConnectionResetError))
+
+
 def _reason(exc: BaseException) -> str:
-    """A one-line reason for a fetch or listing failure, without secrets or tracebacks."""
+    """A one-line reason for a fetch or listing failure, without secrets (no URL: a signed
+    one carries its signature) or tracebacks."""
     import asyncio
 
     if isinstance(exc, FileNotFoundError):
@@ -171,7 +197,24 @@ def _reason(exc: BaseException) -> str:
         return "access denied"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "timed out"
+    try:
+        import aiohttp
+    except ImportError:
+        aiohttp = None
+    if aiohttp is None:
+        pass
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        what = {401: "access denied", 403: "access denied", 429: "throttled"}.get(
+            exc.status, "server error" if exc.status >= 500 else "refused")
+        return f"{what} (HTTP {exc.status} {exc.message})"
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        return "truncated body (the connection closed before the whole object came)"
+    elif isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+        return "connection reset"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"\w+://[^\s'\"<>]+", lambda m: clean_url(m.group(0)), text)
     return f"{type(exc).__name__}: {text}"[:300]
 
 

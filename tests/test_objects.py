@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import boto3
 import pytest
 
 from ahashdb import HashStore, hash_image
+from ahashdb.hashes import to_signed
 from tests.imagegen import encode, photo
 from tests.test_cli import run as cli
 
@@ -188,3 +190,51 @@ def test_a_folder_rerun_reads_nothing_it_stored_and_since_filters(store: HashSto
     assert "0 inputs" in none.stderr
     bad = cli(store.url, "ingest", str(folder), "--company-id", "9", "--since", "soon")
     assert bad.exit_code == 1 and "--since 'soon'" in bad.stderr
+
+
+def test_web_faults_are_named_per_url_transient_ones_retried_and_the_rest_stored(
+        store: HashStore, tmp_path: Path) -> None:
+    """Against a real HTTP server that fails on purpose (tests/webfaults.py): not found,
+    access denied, throttled, a connection reset, a truncated body and a slow object each
+    get one `URL: reason` line and a row in --errors; a server error that clears up is
+    retried and stored; the good objects are stored; the exit is 1."""
+    from tests.webfaults import FaultServer, jpeg
+
+    with FaultServer() as web:
+        cases = {
+            "/ok/1.jpg": None,
+            "/flaky/2.jpg": None,
+            "/missing.jpg": "not found",
+            "/denied.jpg": "access denied (HTTP 403 Forbidden)",
+            "/throttled.jpg": "throttled (HTTP 429 Too Many Requests)",
+            "/reset.jpg": "connection reset",
+            "/truncated.jpg": "truncated body",
+            "/slow.jpg": "timed out",
+        }
+        manifest = tmp_path / "urls.csv"
+        manifest.write_text("path,meta_id\n" + "".join(
+            f"{web.url(p)}?X-Amz-Signature=s3cr3tsig,{i}\n" for i, p in enumerate(cases, 1)))
+        errors = tmp_path / "errors.csv"
+        t0 = time.monotonic()
+        r = cli(store.url, "ingest", "--manifest", str(manifest), "--company-id", "12",
+                "--errors", str(errors), "--timeout", "1")
+        elapsed = time.monotonic() - t0
+        hits = dict(web.hits)
+    assert r.exit_code == 1, r.output
+    assert elapsed < 15  # the slow object gave up at --timeout, it did not hold the run
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    for path, reason in cases.items():
+        if reason is None:
+            continue
+        expected = f"{web.url(path)}: {reason}"
+        assert any(line.startswith(expected) for line in lines), (expected, lines)
+        assert f"{web.url(path)},{reason}" in errors.read_text()
+    assert "s3cr3tsig" not in r.output + errors.read_text()
+    stored = dict(store.connection.execute(
+        "SELECT meta_id, hash FROM image_hashes WHERE company_id = 12").fetchall())
+    assert sorted(stored) == [1, 2]
+    assert stored[2] == to_signed(hash_image(BytesIO(jpeg(2))))
+    # transient failures were tried again (the 503s until they cleared; 429s and resets up
+    # to the limit), permanent ones once
+    assert hits["/flaky/2.jpg"] == 3 and hits["/throttled.jpg"] >= 3
+    assert hits["/missing.jpg"] == 1 and hits["/denied.jpg"] == 1
