@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AhashdbError, InvalidInput
+from .errors import AhashdbError, ImageError, InvalidInput
 from .hashes import ALGORITHMS as HASH_ALGORITHMS
 from .hashes import hash_image
+from .objects import clean_url, is_url
 
 __all__ = ["ALGORITHMS", "Evaluation", "Pair", "Score", "best", "evaluate", "read_pairs", "score"]
 
@@ -64,8 +66,9 @@ class Score:
 
 
 def read_pairs(path: str | os.PathLike) -> list[Pair]:
-    """Pairs from a CSV: two image paths and a label (same/different, 1/0, true/false),
-    with or without a header; relative paths are relative to the CSV's folder."""
+    """Pairs from a CSV: two images and a label (same/different, 1/0, true/false), with or
+    without a header. An image is a path (relative ones are relative to the CSV's folder),
+    an object-store URL (``s3://``, ``gs://``) or a web URL."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -86,27 +89,59 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
             if n == 1:
                 continue  # a header
             raise InvalidInput(f"{p}:{n}: label {label!r}: expected same or different")
-        pairs.append(Pair(str(p.parent / a), str(p.parent / b), lab in SAME))
+        pairs.append(Pair(*(c if is_url(c) else str(p.parent / c) for c in (a, b)),
+                          lab in SAME))
     if not pairs:
         raise InvalidInput(f"{p}: no labelled pairs")
     return pairs
 
 
+def download(pairs: Iterable[Pair], concurrency: int = 16) -> dict[str, bytes | str]:
+    """The bytes of every object-store or web URL the pairs name, fetched once each, many
+    at a time (or, for one that failed, its one-line reason)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = sorted({path for pair in pairs for path in (pair.a, pair.b) if is_url(path)})
+    if not urls:
+        return {}
+    from .objects import ObjectStore, _reason
+
+    store = ObjectStore()
+
+    def fetch(url: str) -> bytes | str:
+        try:
+            return store.fetch(url)
+        except Exception as exc:  # noqa: BLE001 - any failure is this object's, reported
+            return _reason(exc)
+
+    with ThreadPoolExecutor(min(concurrency, len(urls))) as pool:
+        return dict(zip(urls, pool.map(fetch, urls), strict=True))
+
+
 def distances(pairs: Iterable[Pair], algorithm: str,
-              on_error: Callable[[str, str], None] | None = None) -> list[tuple[int, bool]]:
-    """(distance, same) of every pair whose two images could be hashed."""
+              on_error: Callable[[str, str], None] | None = None,
+              fetched: dict[str, bytes | str] | None = None) -> list[tuple[int, bool]]:
+    """(distance, same) of every pair whose two images could be hashed; URLs' bytes come
+    from ``fetched`` (see :func:`download`)."""
     fn = ALGORITHMS[algorithm]
     cache: dict[str, int | None] = {}
+    fetched = fetched or {}
 
     def hashed(path: str) -> int | None:
         if path not in cache:
+            shown = clean_url(path) if is_url(path) else path
+            data = fetched.get(path)
             try:
-                cache[path] = fn(path)
+                if isinstance(data, str):
+                    raise ImageError(f"{shown}: {data}")
+                cache[path] = fn(io.BytesIO(data) if data is not None else path)
             except AhashdbError as exc:
                 cache[path] = None
                 if on_error is not None:
                     msg = str(exc)
-                    on_error(path, msg[len(path) + 2:] if msg.startswith(path + ": ") else msg)
+                    for prefix in (path + ": ", shown + ": "):
+                        msg = msg[len(prefix):] if msg.startswith(prefix) else msg
+                    on_error(shown, msg)
         return cache[path]
 
     out = []
@@ -170,6 +205,7 @@ def evaluate(pairs_csv: str | os.PathLike, algorithms: Iterable[str] | None = No
         if name not in ALGORITHMS:
             raise InvalidInput(f"algorithm {name!r}: expected one of {', '.join(ALGORITHMS)}")
     pairs = read_pairs(pairs_csv)
-    scores = {name: score(name, distances(pairs, name, on_error), max_threshold)
+    fetched = download(pairs)
+    scores = {name: score(name, distances(pairs, name, on_error, fetched), max_threshold)
               for name in names}
     return Evaluation(len(pairs), scores, {name: best(s) for name, s in scores.items()})

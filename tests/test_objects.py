@@ -238,3 +238,37 @@ def test_web_faults_are_named_per_url_transient_ones_retried_and_the_rest_stored
     # to the limit), permanent ones once
     assert hits["/flaky/2.jpg"] == 3 and hits["/throttled.jpg"] >= 3
     assert hits["/missing.jpg"] == 1 and hits["/denied.jpg"] == 1
+
+
+def test_eval_reads_pairs_of_urls_and_names_the_ones_it_cannot_fetch(
+        s3: S3, tmp_path: Path) -> None:
+    """`ahashdb eval` with s3:// objects, web URLs and local paths in one CSV: each object
+    is downloaded once, the scores equal those of the same files on disk, and an object that
+    cannot be fetched is one line naming it, its pairs left out."""
+    from tests.webfaults import FaultServer, jpeg
+
+    s3.client.create_bucket(Bucket="pairs")
+    local = tmp_path / "local"
+    local.mkdir()
+    for i in (1, 2):
+        (local / f"{i}.jpg").write_bytes(jpeg(i))
+        s3.client.put_object(Bucket="pairs", Key=f"{i}.jpg", Body=jpeg(i))
+    with FaultServer() as web:
+        rows = [("s3://pairs/1.jpg", web.url("/ok/1.jpg"), "same"),
+                ("s3://pairs/1.jpg", "local/2.jpg", "different"),
+                (web.url("/ok/2.jpg"), "s3://pairs/2.jpg", "same"),
+                ("s3://pairs/gone.jpg", "local/1.jpg", "same")]
+        (tmp_path / "pairs.csv").write_text("".join(",".join(r) + "\n" for r in rows))
+        (tmp_path / "same.csv").write_text(
+            "local/1.jpg,local/1.jpg,same\nlocal/1.jpg,local/2.jpg,different\n"
+            "local/2.jpg,local/2.jpg,same\n")
+        got = cli("unused", "eval", str(tmp_path / "pairs.csv"), "-a", "ahash", "-f", "csv")
+        hits = dict(web.hits)
+    want = cli("unused", "eval", str(tmp_path / "same.csv"), "-a", "ahash", "-f", "csv")
+    assert got.exit_code == 1 and want.exit_code == 0, got.output
+    assert got.stdout == want.stdout
+    assert got.stderr.strip().splitlines() == ["s3://pairs/gone.jpg: not found"]
+    assert hits == {"/ok/1.jpg": 1, "/ok/2.jpg": 1}
+    log = s3.log.read_text()
+    assert [len(re.findall(rf'"GET /pairs/{k} HTTP', log)) for k in ("1.jpg", "2.jpg")] \
+        == [1, 1]  # each object downloaded once, for every pair and algorithm

@@ -195,8 +195,9 @@ def duplicates(
 def eval_cmd(
     ctx: typer.Context,
     pairs_csv: Annotated[Path, typer.Argument(
-        help="CSV of image_a, image_b, label (same/different); relative paths are relative"
-        " to the CSV.", show_default=False, readable=False)],
+        help="CSV of image_a, image_b, label (same/different); images are paths (relative"
+        " to the CSV), s3:// or gs:// objects, or https:// URLs.", show_default=False,
+        readable=False)],
     algorithm: Annotated[list[str] | None, typer.Option(
         "--algorithm", "-a", help="ahash, phash, dhash or whash; repeatable (default: all).",
         show_default=False)] = None,
