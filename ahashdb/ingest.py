@@ -192,20 +192,23 @@ def meta_id_from_stem(path: str) -> int | None:
 def items_from_paths(
     paths: Iterable[str], *, meta_id: int | None = None, stdin: TextIO | None = None,
     follow_links: bool = False, objects: ObjectStore | None = None,
-    since: datetime | None = None,
+    since: datetime | None = None, on_listed: Callable[[int], None] | None = None,
 ) -> Iterator[Item]:
     """Items for paths, folders, globs, ``-`` and URLs (``s3://bucket/prefix/``,
     ``gs://…``, ``https://…``, listed through ``objects``): meta_id from ``meta_id`` or
     else from an integer file stem; each with its change marker (size and mtime, or the
-    object's ETag). ``since`` leaves out inputs modified before it."""
+    object's ETag). ``since`` leaves out inputs modified before it. A URL's listing is
+    complete before its first item, and ``on_listed`` gets its size then (a progress bar's
+    total)."""
     for p in iter_paths(paths, stdin, follow_links):
         if is_url(p):
             if objects is None:
                 objects = ObjectStore()
-            for listed in objects.expand(p):
-                if since is not None and listed.modified is not None \
-                        and listed.modified < since:
-                    continue
+            listing = [listed for listed in objects.expand(p)
+                       if since is None or listed.modified is None or listed.modified >= since]
+            if on_listed is not None:
+                on_listed(len(listing))
+            for listed in listing:
                 mid = meta_id if meta_id is not None else meta_id_from_stem(
                     urlsplit(listed.url).path)
                 yield Item(path=listed.url, meta_id=mid, source=clean_url(listed.url),

@@ -272,3 +272,19 @@ def test_eval_reads_pairs_of_urls_and_names_the_ones_it_cannot_fetch(
     log = s3.log.read_text()
     assert [len(re.findall(rf'"GET /pairs/{k} HTTP', log)) for k in ("1.jpg", "2.jpg")] \
         == [1, 1]  # each object downloaded once, for every pair and algorithm
+
+
+def test_a_bucket_listing_is_complete_and_counted_before_its_first_object(
+        s3: S3, tmp_path: Path) -> None:
+    """What a progress bar's total needs: the listing's size, known before any download."""
+    from ahashdb.ingest import items_from_paths
+
+    _bucket(s3, "counted", 5, tmp_path)
+    listed: list[int] = []
+    items = items_from_paths(["s3://counted/photos/", "s3://counted/photos/2.jpg"],
+                             on_listed=listed.append)
+    first = next(items)
+    assert listed == [7] and first.path == "s3://counted/photos/1.jpg"  # 5 + 900 + 901
+    assert s3.gets("counted") == 0
+    rest = list(items)
+    assert listed == [7, 1] and len(rest) == 7

@@ -276,6 +276,11 @@ class Progress:
         rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
         self._bar.update(self._task, advance=n, rate=f"{rate:,.0f} files/s")
 
+    def add_total(self, n: int) -> None:
+        """Count ``n`` more inputs in the total (a bucket's listing, once it is done)."""
+        if self._bar is not None and self._bar.tasks[0].total is not None:
+            self._bar.update(self._task, total=self._bar.tasks[0].total + n)
+
     def write(self, line: str) -> None:
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)

@@ -19,6 +19,7 @@ import typer
 
 from ..errors import InvalidInput
 from ..hashes import to_hex
+from ..objects import is_url
 from ..output import Format, render
 from .common import (
     Algorithm,
@@ -182,7 +183,10 @@ def ingest(
         check_ids(company_id=company_id, meta_id=meta_id)
         store = open_store(ctx, tenant=company_id)
         store.connection  # noqa: B018 - fail fast (unreachable, not migrated) before hashing
-        total = len(paths) if paths and all(os.path.isfile(p) for p in paths) else None
+        # Files count one each, and a bucket or URL what its listing finds (added when the
+        # listing is done); a folder or stdin leaves the total open.
+        total = sum(not is_url(p) for p in paths) if paths and all(
+            is_url(p) or os.path.isfile(p) for p in paths) else None
         show = not quiet and sys.stderr.isatty()
         writer = None
         if errors_file is not None:
@@ -225,7 +229,8 @@ def ingest(
                         items = ing.items_from_paths(paths or [], meta_id=meta_id,
                                                      follow_links=follow_links,
                                                      objects=objects,
-                                                     since=parse_since(since))
+                                                     since=parse_since(since),
+                                                     on_listed=progress.add_total)
                     summary = ing.ingest_files(
                         store, items, company_id=company_id, workers=workers,
                         batch_size=batch_size or 1000, on_error=on_error,
