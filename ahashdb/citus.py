@@ -40,12 +40,12 @@ DISTRIBUTED_TABLES = ("image_hashes", "ahash_sources", "ahash_decisions")
 #: on, so every call of it runs on the coordinator, and its statements go to the worker.)
 DELEGATED_FUNCTIONS = (
     "ahash_search(bigint,bigint,integer,integer,ahash_algorithm)",
-    "ahash_nearest(bigint,bigint,integer,ahash_algorithm)",
+    "ahash_nearest(bigint,bigint,integer,ahash_algorithm,integer)",
 )
 #: Functions whose statements must be planned with their values on Citus.
 CUSTOM_PLAN_FUNCTIONS = (
     "ahash_search_index(bigint,bigint,integer,integer,ahash_algorithm)",
-    "ahash_nearest(bigint,bigint,integer,ahash_algorithm)",
+    "ahash_nearest(bigint,bigint,integer,ahash_algorithm,integer)",
 )
 DEFAULT_SHARD_COUNT = 32
 

@@ -200,6 +200,14 @@ def main() -> int:
 
         return fn
 
+    def np_limited(t: int, k: int):  # noqa: ANN202
+        within = np_within(t)
+
+        def fn(c, q):  # noqa: ANN001, ANN202
+            return within(c, q)[:k]
+
+        return fn
+
     def np_nearest(k: int):  # noqa: ANN202
         def fn(c, q):  # noqa: ANN001, ANN202
             i_, h_ = by_company[c] if c is not None else (ids, hs)
@@ -222,6 +230,17 @@ def main() -> int:
                 f"SELECT id, meta_id, hash FROM image_hashes WHERE {c_where}{dist} <= {t}",
                 np_within(t),
             )
+        # A limit bounds the work by the answer (revision 0015), not by the rows within T.
+        run_case(
+            f"{scope} T=16 limit 10",
+            1 if scope == "company" else None,
+            "SELECT id FROM ahash_search(%s, %s, 16, 10)",
+            f"SELECT company_id, hash FROM plain_hashes WHERE {c_where}{dist} <= 16"
+            f" ORDER BY {dist}, hash LIMIT 10",
+            f"SELECT id FROM image_hashes WHERE {c_where}{dist} <= 16"
+            f" ORDER BY {dist}, id LIMIT 10",
+            np_limited(16, 10),
+        )
         run_case(
             f"{scope} top-10",
             1 if scope == "company" else None,

@@ -109,6 +109,21 @@ def test_nearest_equals_brute_force(store: HashStore, data, k: int) -> None:  # 
         assert [(m.distance, m.id) for m in got] == expected
 
 
+@given(data=datasets(), k=st.integers(0, 60), t=st.integers(0, 64))
+def test_nearest_within_a_distance_equals_brute_force(
+    store: HashStore, data, k: int, t: int  # noqa: ANN001
+) -> None:
+    """ahash_nearest(…, max_distance): the k nearest rows within t, exactly (a limited
+    ahash_search is this call)."""
+    rows, query, algorithm = data
+    stored = load(store, rows)
+    for company in (1, None):
+        got = store.connection.execute(
+            "SELECT distance, id FROM ahash_nearest(%s, %s, %s, %s::ahash_algorithm, %s)",
+            (company, to_signed(query), k, algorithm, t)).fetchall()
+        assert got == brute(stored, query, company, t, algorithm)[:k]
+
+
 def test_the_plan_switch_with_real_statistics_keeps_answers_exact(store: HashStore) -> None:
     # A large company and a small one, analyzed: as T grows the plan turns from the chunk
     # indexes to a scan (earlier for the small company), and every answer stays exact.

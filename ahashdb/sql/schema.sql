@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0014, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0015, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -206,6 +206,240 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.ahash_search_scan(company bigint, query bigint, max_distance integer, max_rows integer, algorithm ahash_algorithm)
+ RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
+ LANGUAGE plpgsql
+ STABLE PARALLEL SAFE
+AS $function$
+#variable_conflict use_column
+BEGIN
+  IF company IS NULL THEN
+    RETURN QUERY
+      SELECT x.id, x.company_id, x.meta_id, x.hash,
+             bit_count((x.hash # query)::bit(64))::integer, x.source
+        FROM image_hashes x
+       WHERE x.algorithm = ahash_search_scan.algorithm
+         AND bit_count((x.hash # query)::bit(64)) <= max_distance
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  ELSE
+    RETURN QUERY
+      SELECT x.id, x.company_id, x.meta_id, x.hash,
+             bit_count((x.hash # query)::bit(64))::integer, x.source
+        FROM image_hashes x
+       WHERE x.company_id = company AND x.algorithm = ahash_search_scan.algorithm
+         AND bit_count((x.hash # query)::bit(64)) <= max_distance
+       ORDER BY 5, 1
+       LIMIT max_rows;
+  END IF;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ahash_nearest(company bigint, query bigint, k integer, algorithm ahash_algorithm DEFAULT 'ahash'::ahash_algorithm, max_distance integer DEFAULT 64)
+ RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
+ LANGUAGE plpgsql
+ STABLE PARALLEL SAFE
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
+ SET enable_bitmapscan TO 'off'
+AS $function$
+#variable_conflict use_column
+DECLARE
+  within CONSTANT bigint[] := '{1,17,137,697,2517,6885,14893,26333,39203,50643,58651,63019,64839,65399,65519,65535,65536}';
+  chunk integer[];
+  radius integer[] := ARRAY[-1, -1, -1, -1];
+  covered integer := -1;
+  est double precision;
+  est_read boolean := false;
+  probed bigint := 0;
+  i integer := 0;
+  -- no farther row can be in the answer: max_distance, then the k-th distance found
+  bound integer := least(max_distance, 64);
+  -- hist[d + 1]: how many candidates lie at distance d
+  hist integer[] := array_fill(0, ARRAY[65]);
+  total bigint := 0;
+  acc bigint;
+  d integer;
+  c_cid bigint[] := '{}';
+  c_mid bigint[] := '{}';
+  c_xh bigint[] := '{}';
+  n_cid bigint[];
+  n_mid bigint[];
+  n_xh bigint[];
+  n_d integer[];
+BEGIN
+  IF query IS NULL OR k IS NULL OR ahash_nearest.algorithm IS NULL OR max_distance IS NULL
+  THEN
+    RETURN;
+  END IF;
+  IF k < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
+  END IF;
+  IF max_distance < 0 THEN
+    RAISE EXCEPTION 'ahash_nearest: max_distance must be 0 or more, got %', max_distance
+      USING ERRCODE = '22023';
+  END IF;
+  IF k = 0 THEN
+    RETURN;
+  END IF;
+  chunk := ahash_chunks(query);
+  LOOP
+    i := i % 4 + 1;
+    radius[i] := radius[i] + 1;
+    covered := covered + 1;
+    -- (the probes of one radius in one chunk: those within it minus those within one less)
+    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
+    IF probed > 256 AND NOT est_read THEN
+      est := ahash_company_rows_estimate(company);
+      est_read := true;
+    END IF;
+    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
+      RETURN QUERY
+        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
+          FROM ahash_search_scan(company, query, bound, k, ahash_nearest.algorithm) AS s;
+      RETURN;
+    END IF;
+    IF i = 1 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 1 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 2 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 2 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 3 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 3 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
+    ELSIF i = 4 AND company IS NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]);
+    ELSIF i = 4 AND company IS NOT NULL THEN
+      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
+             array_agg(bit_count((x.hash # query)::bit(64))::integer)
+        INTO n_cid, n_mid, n_xh, n_d
+        FROM image_hashes x
+       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
+                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
+         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
+         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
+              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
+              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]);
+    END IF;
+    IF n_d IS NOT NULL THEN
+      c_cid := c_cid || n_cid;
+      c_mid := c_mid || n_mid;
+      c_xh := c_xh || n_xh;
+      FOREACH d IN ARRAY n_d LOOP
+        hist[d + 1] := hist[d + 1] + 1;
+      END LOOP;
+      total := total + cardinality(n_d);
+    END IF;
+    IF total >= k THEN
+      -- the k-th smallest distance found so far: no farther row can be in the answer
+      acc := 0;
+      d := -1;
+      WHILE acc < k LOOP
+        d := d + 1;
+        acc := acc + hist[d + 1];
+      END LOOP;
+      bound := least(bound, d);
+    END IF;
+    -- every row within `covered` has been found (pigeonhole): once that reaches the bound,
+    -- the rows within the bound are all there, and the k nearest of them are the answer
+    EXIT WHEN bound <= covered;
+  END LOOP;
+  IF company IS NULL THEN
+    RETURN QUERY
+      WITH cand AS (
+        SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+         WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+         AND h.hash = cand.xh
+       ORDER BY 5, 1
+       LIMIT k;
+  ELSE
+    RETURN QUERY
+      WITH cand AS (
+        SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
+         WHERE bit_count((u.xh # query)::bit(64)) <= bound)
+      SELECT h.id, h.company_id, h.meta_id, h.hash,
+             bit_count((h.hash # query)::bit(64))::integer, h.source
+        FROM cand JOIN image_hashes h
+          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
+         AND h.hash = cand.xh
+       ORDER BY 5, 1
+       LIMIT k;
+  END IF;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.ahash_search_index(company bigint, query bigint, max_distance integer, max_rows integer, algorithm ahash_algorithm)
  RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
  LANGUAGE plpgsql
@@ -318,35 +552,6 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.ahash_search_scan(company bigint, query bigint, max_distance integer, max_rows integer, algorithm ahash_algorithm)
- RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
- LANGUAGE plpgsql
- STABLE PARALLEL SAFE
-AS $function$
-#variable_conflict use_column
-BEGIN
-  IF company IS NULL THEN
-    RETURN QUERY
-      SELECT x.id, x.company_id, x.meta_id, x.hash,
-             bit_count((x.hash # query)::bit(64))::integer, x.source
-        FROM image_hashes x
-       WHERE x.algorithm = ahash_search_scan.algorithm
-         AND bit_count((x.hash # query)::bit(64)) <= max_distance
-       ORDER BY 5, 1
-       LIMIT max_rows;
-  ELSE
-    RETURN QUERY
-      SELECT x.id, x.company_id, x.meta_id, x.hash,
-             bit_count((x.hash # query)::bit(64))::integer, x.source
-        FROM image_hashes x
-       WHERE x.company_id = company AND x.algorithm = ahash_search_scan.algorithm
-         AND bit_count((x.hash # query)::bit(64)) <= max_distance
-       ORDER BY 5, 1
-       LIMIT max_rows;
-  END IF;
-END
-$function$;
-
 CREATE OR REPLACE FUNCTION public.ahash_search(company bigint, query bigint, max_distance integer, max_rows integer DEFAULT NULL::integer, algorithm ahash_algorithm DEFAULT 'ahash'::ahash_algorithm)
  RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
  LANGUAGE plpgsql
@@ -364,7 +569,13 @@ BEGIN
     RAISE EXCEPTION 'ahash_search: max_rows must be 0 or more, got %', max_rows
       USING ERRCODE = '22023';
   END IF;
-  IF ahash_search_plan(company, max_distance) = 'scan' THEN
+  -- With a row limit the answer is the max_rows nearest rows within max_distance, which
+  -- ahash_nearest finds radius by radius, stopping once it holds them: the work follows the
+  -- answer, not how many rows lie within max_distance.
+  IF max_rows IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM ahash_nearest(company, query, max_rows, algorithm,
+                                             max_distance);
+  ELSIF ahash_search_plan(company, max_distance) = 'scan' THEN
     RETURN QUERY SELECT * FROM ahash_search_scan(company, query, max_distance, max_rows,
                                                  algorithm);
   ELSE
@@ -446,204 +657,6 @@ BEGIN
   VALUES (pg_backend_pid(), pg_current_xact_id()::text::bigint, company)
   ON CONFLICT (pid) DO UPDATE SET xact = EXCLUDED.xact, company_id = EXCLUDED.company_id;
   RETURN company;
-END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.ahash_nearest(company bigint, query bigint, k integer, algorithm ahash_algorithm DEFAULT 'ahash'::ahash_algorithm)
- RETURNS TABLE(id bigint, company_id bigint, meta_id bigint, hash bigint, distance integer, source text)
- LANGUAGE plpgsql
- STABLE PARALLEL SAFE
- SET plan_cache_mode TO 'force_generic_plan'
- SET enable_hashjoin TO 'off'
- SET enable_mergejoin TO 'off'
- SET enable_bitmapscan TO 'off'
-AS $function$
-#variable_conflict use_column
-DECLARE
-  within CONSTANT bigint[] := '{1,17,137,697,2517,6885,14893,26333,39203,50643,58651,63019,64839,65399,65519,65535,65536}';
-  chunk integer[];
-  radius integer[] := ARRAY[-1, -1, -1, -1];
-  covered integer := -1;
-  est double precision;
-  est_read boolean := false;
-  probed bigint := 0;
-  i integer := 0;
-  bound integer := 64;
-  -- hist[d + 1]: how many candidates lie at distance d
-  hist integer[] := array_fill(0, ARRAY[65]);
-  total bigint := 0;
-  acc bigint;
-  d integer;
-  c_cid bigint[] := '{}';
-  c_mid bigint[] := '{}';
-  c_xh bigint[] := '{}';
-  n_cid bigint[];
-  n_mid bigint[];
-  n_xh bigint[];
-  n_d integer[];
-BEGIN
-  IF query IS NULL OR k IS NULL OR ahash_nearest.algorithm IS NULL THEN
-    RETURN;
-  END IF;
-  IF k < 0 THEN
-    RAISE EXCEPTION 'ahash_nearest: k must be 0 or more, got %', k USING ERRCODE = '22023';
-  END IF;
-  IF k = 0 THEN
-    RETURN;
-  END IF;
-  chunk := ahash_chunks(query);
-  LOOP
-    i := i % 4 + 1;
-    radius[i] := radius[i] + 1;
-    covered := covered + 1;
-    -- (the probes of one radius in one chunk: those within it minus those within one less)
-    probed := probed + within[radius[i] + 1] - coalesce(within[radius[i]], 0);
-    IF probed > 256 AND NOT est_read THEN
-      est := ahash_company_rows_estimate(company);
-      est_read := true;
-    END IF;
-    IF covered >= 24 OR (probed > 256 AND est IS NOT NULL AND est < probed * 8) THEN
-      RETURN QUERY
-        SELECT s.id, s.company_id, s.meta_id, s.hash, s.distance, s.source
-          FROM ahash_search_scan(company, query, 64, k, ahash_nearest.algorithm) AS s;
-      RETURN;
-    END IF;
-    IF i = 1 AND company IS NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
-              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
-              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
-    ELSIF i = 1 AND company IS NOT NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c0 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
-              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
-              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
-    ELSIF i = 2 AND company IS NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
-              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
-              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
-    ELSIF i = 2 AND company IS NOT NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c1 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
-              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]
-              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
-    ELSIF i = 3 AND company IS NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
-              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
-              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
-    ELSIF i = 3 AND company IS NOT NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c2 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
-              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
-              OR radius[4] >= 0 AND bit_count((((x.hash & 17544) | ((x.hash >> 15) & 8772) | ((x.hash >> 24) & 34816) | ((x.hash >> 41) & 4386) | ((x.hash >> 56) & 17))::integer # chunk[4])::bit(32)) <= radius[4]);
-    ELSIF i = 4 AND company IS NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
-              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
-              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]);
-    ELSIF i = 4 AND company IS NOT NULL THEN
-      SELECT array_agg(x.company_id), array_agg(x.meta_id), array_agg(x.hash),
-             array_agg(bit_count((x.hash # query)::bit(64))::integer)
-        INTO n_cid, n_mid, n_xh, n_d
-        FROM image_hashes x
-       WHERE x.c3 = ANY(ARRAY(SELECT chunk[i] # m.mask FROM ahash_chunk_masks m
-                     WHERE m.weight BETWEEN radius[i] AND radius[i]))
-         AND x.algorithm_code = ahash_algorithm_code(ahash_nearest.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= bound
-         AND NOT (radius[1] >= 0 AND bit_count(((((x.hash << 9) & 34816) | ((x.hash >> 6) & 17544) | ((x.hash >> 25) & 8772) | ((x.hash >> 40) & 4386) | ((x.hash >> 59) & 17))::integer # chunk[1])::bit(32)) <= radius[1]
-              OR radius[2] >= 0 AND bit_count(((((x.hash << 2) & 17544) | ((x.hash >> 17) & 8772) | ((x.hash >> 32) & 4386) | ((x.hash >> 40) & 34816) | ((x.hash >> 58) & 17))::integer # chunk[2])::bit(32)) <= radius[2]
-              OR radius[3] >= 0 AND bit_count(((((x.hash << 11) & 34816) | ((x.hash >> 8) & 17544) | ((x.hash >> 23) & 8772) | ((x.hash >> 42) & 4386) | ((x.hash >> 57) & 17))::integer # chunk[3])::bit(32)) <= radius[3]);
-    END IF;
-    IF n_d IS NOT NULL THEN
-      c_cid := c_cid || n_cid;
-      c_mid := c_mid || n_mid;
-      c_xh := c_xh || n_xh;
-      FOREACH d IN ARRAY n_d LOOP
-        hist[d + 1] := hist[d + 1] + 1;
-      END LOOP;
-      total := total + cardinality(n_d);
-    END IF;
-    IF total >= k THEN
-      -- the k-th smallest distance found so far: no farther row can be in the answer
-      acc := 0;
-      d := -1;
-      WHILE acc < k LOOP
-        d := d + 1;
-        acc := acc + hist[d + 1];
-      END LOOP;
-      bound := d;
-      -- every row within `covered` has been found (pigeonhole), so k of them are the answer
-      EXIT WHEN bound <= covered;
-    END IF;
-  END LOOP;
-  IF company IS NULL THEN
-    RETURN QUERY
-      WITH cand AS (
-        SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
-         WHERE bit_count((u.xh # query)::bit(64)) <= bound)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
-         AND h.hash = cand.xh
-       ORDER BY 5, 1
-       LIMIT k;
-  ELSE
-    RETURN QUERY
-      WITH cand AS (
-        SELECT u.cid, u.mid, u.xh FROM unnest(c_cid, c_mid, c_xh) AS u(cid, mid, xh)
-         WHERE bit_count((u.xh # query)::bit(64)) <= bound)
-      SELECT h.id, h.company_id, h.meta_id, h.hash,
-             bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
-          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_nearest.algorithm
-         AND h.hash = cand.xh
-       ORDER BY 5, 1
-       LIMIT k;
-  END IF;
 END
 $function$;
 
