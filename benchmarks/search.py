@@ -221,6 +221,8 @@ def main() -> int:
     dist = "bit_count((hash # %s)::bit(64))"
     for scope in ("company", "all"):
         c_where = "company_id = %s AND " if scope == "company" else "%s::bigint IS NULL AND "
+        p_where = "company_id = p.c" if scope == "company" else "p.c IS NULL"
+        p_dist = "bit_count((hash # p.q)::bit(64))"
         for t in THRESHOLDS:
             run_case(
                 f"{scope} T={t}",
@@ -235,10 +237,12 @@ def main() -> int:
             f"{scope} T=16 limit 10",
             1 if scope == "company" else None,
             "SELECT id FROM ahash_search(%s, %s, 16, 10)",
-            f"SELECT company_id, hash FROM plain_hashes WHERE {c_where}{dist} <= 16"
-            f" ORDER BY {dist}, hash LIMIT 10",
-            f"SELECT id FROM image_hashes WHERE {c_where}{dist} <= 16"
-            f" ORDER BY {dist}, id LIMIT 10",
+            f"WITH p AS (SELECT %s::bigint AS c, %s::bigint AS q) SELECT company_id, hash"
+            f" FROM plain_hashes, p WHERE {p_where} AND {p_dist} <= 16"
+            f" ORDER BY {p_dist}, hash LIMIT 10",
+            f"WITH p AS (SELECT %s::bigint AS c, %s::bigint AS q) SELECT id"
+            f" FROM image_hashes, p WHERE {p_where} AND {p_dist} <= 16"
+            f" ORDER BY {p_dist}, id LIMIT 10",
             np_limited(16, 10),
         )
         run_case(

@@ -427,19 +427,6 @@ def test_rebalance_onto_a_third_worker_keeps_every_answer(
         assert len(placements) == 3
 
 
-def test_citus_commands_on_a_server_without_citus_say_so(store: HashStore,
-                                                         database_url: str) -> None:
-    assert store.citus_status() == {"citus": None, "distributed": False}
-    with pytest.raises(InvalidInput, match="Citus"):
-        store.distribute()
-    assert store.partitions() == 1 and store.citus_status()["citus"] is None
-    result = cli(database_url, "citus", "enable")
-    assert result.exit_code == 1
-    assert result.output.startswith("error: ") and "Citus" in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert "no Citus" in cli(database_url, "citus", "status").output
-
-
 def test_upgrades_that_rewrite_the_table_run_on_a_distributed_database() -> None:
     """A database distributed at revision 0009 upgrades to head in one `migrate`: 0010
     rewrites image_hashes, 0011-0013 add tables, functions and constraints; the new tables

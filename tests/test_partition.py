@@ -111,3 +111,18 @@ def test_search_and_nearest_on_the_partitioned_table_equal_brute_force(
                              algorithm=algorithm)
         assert [(m.distance, m.id) for m in top] == \
             brute(stored, query, company, 64, algorithm)[:k]
+
+
+def test_citus_commands_on_a_server_without_citus_say_so(store: HashStore,
+                                                         database_url: str) -> None:
+    assert store.citus_status() == {"citus": None, "distributed": False}
+    with pytest.raises(InvalidInput, match="Citus"):
+        store.distribute()
+    assert store.partitions() == 1 and store.citus_status()["citus"] is None
+    result = runner.invoke(app, ["--database-url", database_url, "citus", "enable"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "Citus" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    status = runner.invoke(app, ["--database-url", database_url, "citus", "status"])
+    assert status.exit_code == 0 and "no Citus" in status.output
+
