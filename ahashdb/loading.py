@@ -241,10 +241,10 @@ def bulk_load(conn: psycopg.Connection, rows: Iterator[Row],
         conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
         conn.execute("SET LOCAL work_mem = '256MB'")
-        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM image_hashes)").fetchone()
+        empty = _whole_table_empty(conn)
         for name in CHUNK_INDEXES:
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-        if empty and empty[0]:
+        if empty:
             added, seen = _load_empty(conn, rows)
         else:
             seen = 0
@@ -265,6 +265,38 @@ def bulk_load(conn: psycopg.Connection, rows: Iterator[Row],
     if on_batch is not None:
         on_batch(added, seen)
     return added
+
+
+def _whole_table_empty(conn: psycopg.Connection) -> bool:
+    """Whether image_hashes holds no row at all, in the current transaction. Row-level
+    security must not hide rows from this check (an owner under forced security sees only
+    its company's): with it off, PostgreSQL refuses the query instead of filtering it."""
+    with conn.transaction():  # a savepoint: the refusal leaves the caller's transaction
+        conn.execute("SET LOCAL row_security = off")
+        try:
+            row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM image_hashes)").fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            raise InvalidInput(
+                "a bulk load rebuilds the whole table, and row-level security keeps part of"
+                " it from this role: load without bulk, or as a role the policy does not"
+                " apply to") from None
+    return bool(row and row[0])
+
+
+def bulk_fits(conn: psycopg.Connection) -> bool:
+    """Whether a large load may take the bulk path by itself: the table is empty as a whole,
+    this role owns it (it drops and rebuilds the indexes), and it is one server's table."""
+    from .citus import is_distributed
+
+    owner = conn.execute("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
+                         " WHERE oid = 'image_hashes'::regclass").fetchone()
+    if not (owner and owner[0]) or is_distributed(conn):
+        return False
+    try:
+        with conn.transaction():
+            return _whole_table_empty(conn)
+    except InvalidInput:
+        return False
 
 
 def _partitioned(conn: psycopg.Connection) -> bool:

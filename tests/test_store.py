@@ -234,3 +234,36 @@ def test_unreachable_database_names_host_port_not_password() -> None:
         s.count()
     assert "127.0.0.1:1" in str(info.value) and "s3cret" not in str(info.value)
     assert "s3cret" not in repr(s)
+
+
+def test_a_large_first_load_without_options_goes_in_bulk(store: HashStore) -> None:
+    """More than 100,000 rows into an empty table: the bulk path (the table is rewritten —
+    a new relation — and its indexes built once, smaller); into a table that holds rows,
+    or fewer rows, the batched path."""
+    def filenode() -> int:
+        return store.connection.execute(
+            "SELECT pg_relation_filenode('image_hashes')").fetchone()[0]
+
+    def index_bytes_per_row() -> float:
+        size = store.connection.execute(
+            "SELECT pg_relation_size('image_hashes_c0_idx')").fetchone()[0]
+        return size / store.count()
+
+    small = filenode()
+    assert store.insert_many([(i * 2654435761 % 2**64, 1, i) for i in range(5_000)]) == 5_000
+    assert filenode() == small  # a small load: batches
+    store.connection.execute("TRUNCATE image_hashes")
+    empty = filenode()
+    rows = [(i * 11400714819323198485 % 2**64, 1 + i % 3, i) for i in range(150_000)]
+    assert store.insert_many(rows) == 150_000
+    assert filenode() != empty  # rewritten: the bulk path
+    assert index_bytes_per_row() < 60
+    h = rows[777][0]
+    assert [m.meta_id for m in store.search(h, company_id=rows[777][1], max_distance=0)] \
+        == [777]
+    bulk = filenode()
+    more = [(h ^ (1 << 5), 1 + i % 3, 1_000_000 + i) for i, (h, _, _) in
+            enumerate(rows[:120_000])]
+    assert store.insert_many(more) == 120_000
+    assert filenode() == bulk  # rows were there: batches, the table kept
+    assert store.count() == 270_000

@@ -238,3 +238,41 @@ def test_an_operators_key_binds_the_one_company_it_names(strict: tuple[str, str,
         assert company == 1
         assert {m.company_id for m in app.search(Q, all_companies=True, max_distance=64)} \
             == {1}
+
+
+def test_a_bulk_load_by_an_owner_under_forced_rls_never_empties_the_table(
+        make_database) -> None:  # noqa: ANN001
+    """In strict mode row-level security applies to the table's owner too, so the owner
+    sees no rows of other companies: a bulk load must not take the table for empty (and
+    TRUNCATE it); it refuses in one line, and every row stays."""
+    url = make_database("bulk_owner")
+    with HashStore(url, auto_migrate=False) as admin:
+        admin.migrate()
+        admin.insert_many([(i * 7919, 1, i) for i in range(50)])
+        admin.enable_strict_row_level_security()
+        conn = admin.connection
+        conn.execute("DROP ROLE IF EXISTS ahashdb_test_bulk_owner")
+        conn.execute("CREATE ROLE ahashdb_test_bulk_owner LOGIN")
+        for table in ("image_hashes", "ahash_sources", "ahash_decisions"):
+            conn.execute(f"ALTER TABLE {table} OWNER TO ahashdb_test_bulk_owner")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public"
+                     " TO ahashdb_test_bulk_owner")
+    owner_url = make_url(url).set(username="ahashdb_test_bulk_owner").render_as_string(
+        hide_password=False)
+    try:
+        with HashStore(owner_url) as owner:
+            with pytest.raises(InvalidInput, match="row-level security"):
+                owner.insert_many([(i * 104729, 2, i) for i in range(20)], bulk=True)
+            # and a large load without options does not pick the bulk path for itself
+            with pytest.raises(psycopg.Error):  # (strict mode: no key bound, no writes)
+                owner.insert_many([(i * 104729, 2, i) for i in range(150_000)])
+        with HashStore(url) as admin:
+            assert admin.count(company_id=1) == 50
+            assert admin.connection.execute(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'image_hashes'"
+            ).fetchone()[0] == 5
+    finally:
+        with HashStore(url) as admin:
+            admin.connection.execute("REASSIGN OWNED BY ahashdb_test_bulk_owner TO postgres")
+            admin.connection.execute("DROP OWNED BY ahashdb_test_bulk_owner")
+            admin.connection.execute("DROP ROLE ahashdb_test_bulk_owner")
