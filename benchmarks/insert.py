@@ -8,9 +8,12 @@ database, streaming precomputed aHash-like hashes (never a list of all rows):
   core  -- the head schema with the four chunk indexes dropped: the primary key only (the
            core issue's bar)
   full  -- the head schema, with the four chunk indexes of the search: insert_many(rows) as
-           a user calls it (writers chosen from the machine and the load)
-  full1 -- the same with writers=1 (one session), the baseline
-  full2 -- the same, insert_many(writers=2): two sessions writing batches at once
+           a user calls it, no options (into this empty table, more than 100,000 rows:
+           the bulk path, chosen by itself)
+  batch -- the same with bulk=False: batches, writers chosen from the machine and the load
+           (what a load into a table that already holds rows gets)
+  full1 -- batches with writers=1 (one session), the baseline
+  full2 -- batches with writers=2: two sessions writing batches at once
   bulk  -- the head schema, insert_many(bulk=True): load bare, build indexes, one transaction
 """
 
@@ -59,8 +62,10 @@ def run_case(mode: str, rows: int, companies: int, url: str | None) -> dict:
     hashes = np.concatenate([p[1] for p in parts])
     del parts
     t = time.perf_counter()
-    writers = {"full": None, "full2": 2}.get(mode, 1)
-    added = store.insert_many(stream(hashes, comp), bulk=(mode == "bulk"), writers=writers)
+    options = {"full": {}, "batch": {"bulk": False}, "full1": {"bulk": False, "writers": 1},
+               "full2": {"bulk": False, "writers": 2}, "bulk": {"bulk": True},
+               "core": {"bulk": False, "writers": 1}}[mode]
+    added = store.insert_many(stream(hashes, comp), **options)
     seconds = time.perf_counter() - t
     index_bytes = store.connection.execute(
         "SELECT pg_indexes_size('image_hashes')").fetchone()[0]
@@ -77,9 +82,9 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--companies", type=int, default=10)
     ap.add_argument("--database-url", default=None)
-    ap.add_argument("--mode", choices=("core", "full", "full1", "full2", "bulk"),
+    ap.add_argument("--mode", choices=("core", "full", "batch", "full1", "full2", "bulk"),
                     help=argparse.SUPPRESS)
-    ap.add_argument("--modes", default="core,full1,full,full2,bulk")
+    ap.add_argument("--modes", default="core,full1,full2,batch,full,bulk")
     args = ap.parse_args()
     if args.mode:
         print(json.dumps(run_case(args.mode, args.rows, args.companies, args.database_url)))
