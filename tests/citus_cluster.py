@@ -56,7 +56,8 @@ def installed_bindir() -> Path | None:
 
 def missing_reason() -> str:
     """One line saying why there is no Citus to test against, and how to get it."""
-    return ("Citus is not installed in the embedded PostgreSQL: run ../shared/citus/build.sh"
+    return ("Citus is not installed in the embedded PostgreSQL (docs/scaling.md, Testing on"
+            " Citus): ../shared/citus/build.sh"
             f" {embedded._package_dir() / 'pginstall' / 'bin' / 'pg_config'}")
 
 
