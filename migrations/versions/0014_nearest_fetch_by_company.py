@@ -4,10 +4,10 @@ The last statement of ahash_nearest joins the candidate (company, meta_id, hash)
 collected back to image_hashes for their rows. It joined on ``h.company_id = cand.cid``,
 the candidates' own column: the same rows on one server, but on Citus a join condition
 that names no company cannot be pruned to one shard, so on a distributed table the fetch
-went to every shard (about 25 ms of a 30 ms top-10 on a 2-worker cluster). With a company,
-the join now says ``h.company_id = company``, which Citus routes to the company's shard
-(top-10 27 ms -> 6 ms, benchmarks/citus.py); on one server the plan is the same primary-key
-lookup. All-companies calls keep the old join.
+went to every shard. With a company, the join now says ``h.company_id = company``, which
+Citus routes to the company's shard (top-10 p50 on a 2-worker cluster 30.7 ms -> 8.4 ms in
+benchmarks/citus.py); on one server the plan is the same primary-key lookup. All-companies
+calls keep the old join.
 
 Revision ID: 0014
 Revises: 0013
