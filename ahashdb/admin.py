@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -9,7 +10,12 @@ from psycopg import sql
 
 from . import citus
 from .connection import read_revision
-from .ddl import INDEX_DDL, RLS_DISABLE, RLS_ENABLE, RLS_ENABLE_STRICT
+from .ddl import (
+    INDEX_DDL,
+    RLS_DISABLE_STATEMENTS,
+    RLS_ENABLE_STATEMENTS,
+    RLS_ENABLE_STRICT_STATEMENTS,
+)
 from .errors import InvalidInput
 from .hashes import LOW_INFORMATION_BITS
 
@@ -17,7 +23,8 @@ __all__ = ["partition", "partitions", "row_level_security", "set_row_level_secur
 
 
 #: Row-level security modes: what ``rls enable`` (trusted) and ``rls enable --strict`` make.
-RLS_MODES = {"off": RLS_DISABLE, "trusted": RLS_ENABLE, "strict": RLS_ENABLE_STRICT}
+RLS_MODES = {"off": RLS_DISABLE_STATEMENTS, "trusted": RLS_ENABLE_STATEMENTS,
+             "strict": RLS_ENABLE_STRICT_STATEMENTS}
 
 
 def set_row_level_security(conn: psycopg.Connection, mode: str) -> None:
@@ -32,12 +39,11 @@ def set_row_level_security(conn: psycopg.Connection, mode: str) -> None:
         run_script(conn, RLS_MODES[mode])
 
 
-def run_script(conn: psycopg.Connection, script: str) -> None:
-    """Run ``script``'s statements (each ends a line with ``;``) one at a time, as Citus
-    wants DDL: it propagates one command per statement to the workers."""
-    for statement in script.split(";\n"):
-        if statement.strip():
-            conn.execute(statement)
+def run_script(conn: psycopg.Connection, statements: Iterable[str]) -> None:
+    """Run ``statements`` one at a time, as Citus wants DDL: it propagates one command per
+    statement to the workers."""
+    for statement in statements:
+        conn.execute(statement)
 
 
 def row_level_security(conn: psycopg.Connection) -> str:
@@ -230,5 +236,5 @@ def create_application_role(conn: psycopg.Connection, name: str,
         for grant in APPLICATION_GRANTS:
             conn.execute(sql.SQL(grant).format(role=role))
         if row_level_security(conn) == "off":
-            run_script(conn, RLS_ENABLE)
+            run_script(conn, RLS_ENABLE_STATEMENTS)
     return not exists

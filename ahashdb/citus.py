@@ -77,6 +77,15 @@ def _exists(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute(f"SELECT {check} IS NOT NULL", (name,)).fetchone()[0]
 
 
+def _delegated(conn: psycopg.Connection, signature: str) -> bool:
+    """Whether the function is distributed by one of its arguments (delegated)."""
+    row = conn.execute(
+        "SELECT o.distribution_argument_index IS NOT NULL FROM pg_dist_object o"
+        " WHERE o.classid = 'pg_proc'::regclass AND o.objid = to_regprocedure(%s)",
+        (signature,)).fetchone()
+    return bool(row and row[0])
+
+
 def enable(conn: psycopg.Connection, shard_count: int | None = None) -> list[str]:
     """Distribute the schema (see the module); returns what it changed, empty when all was
     in place already. ``shard_count`` applies when ``image_hashes`` is first distributed."""
@@ -126,11 +135,7 @@ def enable(conn: psycopg.Connection, shard_count: int | None = None) -> list[str
     for signature in DELEGATED_FUNCTIONS:
         if not _exists(conn, signature):
             continue
-        row = conn.execute(
-            "SELECT o.distribution_argument_index FROM pg_dist_object o"
-            " WHERE o.classid = 'pg_proc'::regclass AND o.objid = %s::regprocedure",
-            (signature,)).fetchone()
-        if row is None or row[0] is None:
+        if not _delegated(conn, signature):
             conn.execute("SELECT create_distributed_function(%s, 'company',"
                          " colocate_with := %s)", (signature, anchor))
             changed.append(f"{signature.split('(')[0]}: delegated by company")
@@ -169,12 +174,8 @@ def status(conn: psycopg.Connection) -> dict[str, Any]:
               for t in (*REFERENCE_TABLES, *DISTRIBUTED_TABLES)}
     functions = {}
     for signature in DELEGATED_FUNCTIONS:
-        row = conn.execute(
-            "SELECT o.distribution_argument_index IS NOT NULL FROM pg_dist_object o"
-            " WHERE o.classid = 'pg_proc'::regclass AND o.objid = %s::regprocedure",
-            (signature,)).fetchone()
         functions[signature.split("(")[0]] = (
-            "delegated by company" if row and row[0] else "not distributed")
+            "delegated by company" if _delegated(conn, signature) else "not distributed")
     placements = conn.execute(
         "SELECT nodename, nodeport, count(*), coalesce(sum(shard_size), 0)::bigint"
         " FROM citus_shards WHERE table_name = 'image_hashes'::regclass"

@@ -14,8 +14,11 @@ __all__ = [
     "CHUNK_TERMS",
     "INDEX_DDL",
     "RLS_DISABLE",
+    "RLS_DISABLE_STATEMENTS",
     "RLS_ENABLE",
+    "RLS_ENABLE_STATEMENTS",
     "RLS_ENABLE_STRICT",
+    "RLS_ENABLE_STRICT_STATEMENTS",
     "chunk_sql",
     "chunk_values",
 ]
@@ -86,7 +89,7 @@ _TENANT = "company_id = NULLIF(current_setting('ahashdb.company_id', true), ''):
 TENANT_TABLES = ("image_hashes", "ahash_decisions", "ahash_sources")
 
 
-def _rls(condition: str | None, force: bool) -> str:
+def _rls(condition: str | None, force: bool) -> tuple[str, ...]:
     statements = []
     for table in TENANT_TABLES:
         statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;" if condition
@@ -99,18 +102,27 @@ def _rls(condition: str | None, force: bool) -> str:
                               f" WITH CHECK ({condition});")
         else:
             statements.append(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;")
-    return "\n" + "\n".join(s for s in statements if s) + "\n"
+    return tuple(s for s in statements if s)
 
 
+def _script(statements: tuple[str, ...]) -> str:
+    return "\n" + "\n".join(statements) + "\n"
+
+
+# Each mode as its statements (run one at a time: Citus propagates one command per
+# statement) and as one script.
+RLS_ENABLE_STATEMENTS = _rls(_TENANT, force=False)
+RLS_DISABLE_STATEMENTS = _rls(None, force=False)
 #: Turns row-level security on for the tenant tables (idempotent).
-RLS_ENABLE = _rls(_TENANT, force=False)
+RLS_ENABLE = _script(RLS_ENABLE_STATEMENTS)
 #: Turns it off again.
-RLS_DISABLE = _rls(None, force=False)
+RLS_DISABLE = _script(RLS_DISABLE_STATEMENTS)
 
 # Strict mode: the company is the one ahash_login('<key>') bound the current transaction
 # to, which no role can set by itself (schema 0011); forced on the table's owner as well
 # (superusers and BYPASSRLS roles still bypass it). The sub-select makes it one call per
 # statement, not one per row.
 _BOUND = "company_id = (SELECT ahash_bound_company())"
+RLS_ENABLE_STRICT_STATEMENTS = _rls(_BOUND, force=True)
 #: Turns strict row-level security on (idempotent; replaces trusted mode).
-RLS_ENABLE_STRICT = _rls(_BOUND, force=True)
+RLS_ENABLE_STRICT = _script(RLS_ENABLE_STRICT_STATEMENTS)

@@ -99,23 +99,14 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
 def download(pairs: Iterable[Pair], concurrency: int = 16) -> dict[str, bytes | str]:
     """The bytes of every object-store or web URL the pairs name, fetched once each, many
     at a time (or, for one that failed, its one-line reason)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from .objects import ObjectStore
 
     urls = sorted({path for pair in pairs for path in (pair.a, pair.b) if is_url(path)})
-    if not urls:
-        return {}
-    from .objects import ObjectStore, _reason
-
-    store = ObjectStore()
-
-    def fetch(url: str) -> bytes | str:
-        try:
-            return store.fetch(url)
-        except Exception as exc:  # noqa: BLE001 - any failure is this object's, reported
-            return _reason(exc)
-
-    with ThreadPoolExecutor(min(concurrency, len(urls))) as pool:
-        return dict(zip(urls, pool.map(fetch, urls), strict=True))
+    items = [SimpleNamespace(path=url, data=None, error=None) for url in urls]
+    return {item.path: item.data if item.error is None else item.error
+            for item in ObjectStore().prefetch(items, concurrency)}
 
 
 def distances(pairs: Iterable[Pair], algorithm: str,

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from .checks import check_id, check_source
+from .citus import is_distributed
 from .ddl import CHUNK_INDEXES, INDEX_DDL
 from .errors import AhashdbError, InvalidInput
 from .hashes import (
@@ -271,7 +272,8 @@ def _whole_table_empty(conn: psycopg.Connection) -> bool:
     """Whether image_hashes holds no row at all, in the current transaction. Row-level
     security must not hide rows from this check (an owner under forced security sees only
     its company's): with it off, PostgreSQL refuses the query instead of filtering it."""
-    with conn.transaction():  # a savepoint: the refusal leaves the caller's transaction
+    # (its own transaction, or a savepoint in the caller's: a refusal leaves that intact)
+    with conn.transaction():
         conn.execute("SET LOCAL row_security = off")
         try:
             row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM image_hashes)").fetchone()
@@ -286,15 +288,12 @@ def _whole_table_empty(conn: psycopg.Connection) -> bool:
 def bulk_fits(conn: psycopg.Connection) -> bool:
     """Whether a large load may take the bulk path by itself: the table is empty as a whole,
     this role owns it (it drops and rebuilds the indexes), and it is one server's table."""
-    from .citus import is_distributed
-
     owner = conn.execute("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class"
                          " WHERE oid = 'image_hashes'::regclass").fetchone()
     if not (owner and owner[0]) or is_distributed(conn):
         return False
     try:
-        with conn.transaction():
-            return _whole_table_empty(conn)
+        return _whole_table_empty(conn)
     except InvalidInput:
         return False
 

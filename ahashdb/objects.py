@@ -142,14 +142,15 @@ class ObjectStore:
         fs = self._filesystem(scheme)
         if scheme not in ("http", "https"):
             return fs.cat_file(f"{parts.netloc}{parts.path}")
-        for attempt in range(1, self.retries + 1):
+        attempt = 1
+        while True:
             try:
                 return fs.cat_file(url)
             except Exception as exc:
                 if attempt >= self.retries or not _transient(exc):
                     raise
-                time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+            time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
+            attempt += 1
 
     def prefetch(self, items: Iterable[Any], concurrency: int = 32) -> Iterator[Any]:
         """``items`` in order, each URL item's ``data`` fetched beforehand (or its ``error``
