@@ -86,9 +86,9 @@ def partition(conn: psycopg.Connection, partitions: int) -> None:
     with conn.transaction():
         conn.execute("LOCK TABLE image_hashes IN ACCESS EXCLUSIVE MODE")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
-        owner, acl = conn.execute(
-            "SELECT pg_get_userbyid(relowner), relacl FROM pg_class"
-            " WHERE oid = 'image_hashes'::regclass").fetchone()
+        owner, acl, comment = conn.execute(
+            "SELECT pg_get_userbyid(relowner), relacl, obj_description(oid, 'pg_class')"
+            " FROM pg_class WHERE oid = 'image_hashes'::regclass").fetchone()
         mode = row_level_security(conn)
         grants = conn.execute(
             "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
@@ -126,6 +126,9 @@ def partition(conn: psycopg.Connection, partitions: int) -> None:
                 sql.SQL(privilege), sql.SQL(grantee)))
         conn.execute(sql.SQL("ALTER TABLE image_hashes OWNER TO {}").format(
             sql.Identifier(owner)))
+        # (LIKE … INCLUDING COMMENTS copies the columns' comments, not the table's own)
+        conn.execute(sql.SQL("COMMENT ON TABLE image_hashes IS {}").format(
+            sql.Literal(comment)))
         if mode in RLS_MODES:
             run_script(conn, RLS_MODES[mode])
         else:  # closed: on, with no policy

@@ -76,6 +76,9 @@ def test_partition_and_back_keeps_rows_ids_grants_and_row_level_security(
     pstore.partition(1)
     assert pstore.partitions() == 1
     assert snapshot(pstore)[:-1] == before
+    assert pstore.connection.execute(  # the table's own comment came along both ways
+        "SELECT obj_description('image_hashes'::regclass, 'pg_class')"
+    ).fetchone()[0].startswith("64-bit perceptual hashes")
     assert pstore.row_level_security()
     pstore.disable_row_level_security()
     with pytest.raises(InvalidInput, match="expected 1 to 1024"):
