@@ -1,4 +1,5 @@
-"""Images where they live: object stores (``s3://``, ``gs://``) and web URLs, through fsspec.
+"""Images where they live: object stores (``s3://``, ``gs://``, through obstore) and web
+URLs (through fsspec's HTTP filesystem).
 
 A prefix (``s3://bucket/photos/``) is listed recursively, image files only; an object or a
 web URL is one input. Listing happens first (so the total is known), then objects are
@@ -6,7 +7,9 @@ downloaded many at a time by a thread pool while the hashing processes work, eac
 streamed into memory once and never written to disk. Credentials come from the standard
 chains (environment, profile, instance role); an S3-compatible store (MinIO, Ceph, Aliyun
 OSS) is reached through ``--endpoint-url``, ``$AWS_ENDPOINT_URL_S3`` or ``$AWS_ENDPOINT_URL``.
-Needs ``pip install 'ahashdb[objects]'`` (s3fs; gcsfs for ``gs://``).
+Google Cloud Storage takes its credentials from ``$GOOGLE_APPLICATION_CREDENTIALS`` or the
+instance's; ``$GOOGLE_BASE_URL`` points it at an emulator. Needs
+``pip install 'ahashdb[objects]'`` (obstore, boto3 for AWS profiles, fsspec and aiohttp).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -60,7 +63,8 @@ class Listed:
 
 
 class ObjectStore:
-    """Lists and fetches objects for an ingest; one fsspec filesystem per scheme."""
+    """Lists and fetches objects for an ingest: one obstore client per bucket for ``s3://``
+    and ``gs://``, fsspec's HTTP filesystem for web URLs."""
 
     def __init__(self, endpoint_url: str | None = None, timeout: float = 60.0,
                  retries: int = 5) -> None:
@@ -68,39 +72,47 @@ class ObjectStore:
                              or os.environ.get("AWS_ENDPOINT_URL") or None)
         self.timeout = timeout
         self.retries = retries
-        self._fs: dict[str, Any] = {}
+        self._stores: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
-    def _filesystem(self, scheme: str) -> Any:
+    def _store(self, scheme: str, bucket: str) -> Any:
         scheme = "gs" if scheme == "gcs" else scheme
         with self._lock:
-            if scheme not in self._fs:
-                self._fs[scheme] = self._make(scheme)
-            return self._fs[scheme]
+            if (scheme, bucket) not in self._stores:
+                self._stores[scheme, bucket] = self._make(scheme, bucket)
+            return self._stores[scheme, bucket]
 
-    def _make(self, scheme: str) -> Any:
+    def _make(self, scheme: str, bucket: str) -> Any:
+        if scheme in ("http", "https"):
+            try:
+                import fsspec
+            except ImportError:
+                raise InvalidInput("web URLs need pip install 'ahashdb[objects]'") from None
+            return fsspec.filesystem(scheme, skip_instance_cache=True,
+                                     client_kwargs={"timeout": _aiohttp_timeout(self.timeout)})
         try:
-            import fsspec
+            from obstore.store import GCSStore, S3Store
         except ImportError:
-            raise InvalidInput("object-store inputs need pip install 'ahashdb[objects]'"
+            raise InvalidInput(f"{scheme}:// inputs need pip install 'ahashdb[objects]'"
                                ) from None
-        if scheme == "s3":
-            try:
-                import s3fs
-            except ImportError:
-                raise InvalidInput("s3:// inputs need pip install 'ahashdb[objects]'") from None
-            # Transient errors (5xx, resets, throttling) are retried with backoff by botocore.
-            return s3fs.S3FileSystem(
-                endpoint_url=self.endpoint_url, skip_instance_cache=True,
-                config_kwargs={"connect_timeout": self.timeout, "read_timeout": self.timeout,
-                               "retries": {"max_attempts": self.retries, "mode": "standard"}})
+        # Transient errors (5xx, resets, throttling) are retried by obstore with jittered
+        # exponential backoff; none is retried once `timeout` has passed since the first try.
+        common: dict[str, Any] = {
+            "client_options": {"timeout": timedelta(seconds=self.timeout),
+                               "connect_timeout": timedelta(seconds=min(self.timeout, 10.0))},
+            "retry_config": {"max_retries": max(self.retries - 1, 0),
+                             "retry_timeout": timedelta(seconds=self.timeout),
+                             "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                         "max_backoff": timedelta(seconds=5), "base": 2}}}
         if scheme == "gs":
-            try:
-                return fsspec.filesystem("gs", skip_instance_cache=True)
-            except ImportError:
-                raise InvalidInput("gs:// inputs need pip install gcsfs") from None
-        return fsspec.filesystem(scheme, skip_instance_cache=True,
-                                 client_kwargs={"timeout": _aiohttp_timeout(self.timeout)})
+            return GCSStore(bucket, **common)
+        if self.endpoint_url:
+            common["endpoint"] = self.endpoint_url
+            common["client_options"]["allow_http"] = self.endpoint_url.startswith("http://")
+        provider = _profile_credentials()
+        if provider is not None:
+            common["credential_provider"] = provider
+        return S3Store(bucket, **common)
 
     def expand(self, url: str) -> Iterator[Listed]:
         """The objects an input names: a prefix's image files (recursively, in key order),
@@ -111,37 +123,46 @@ class ObjectStore:
         if scheme in ("http", "https"):
             yield Listed(url, None, None)
             return
-        fs = self._filesystem(scheme)
-        path = f"{parts.netloc}{parts.path}"
+        import obstore
+
+        store = self._store(scheme, parts.netloc)
+        key = parts.path.lstrip("/")
         try:
-            if url.endswith("/") or fs.isdir(path):
-                found = fs.find(path, detail=True)
-                for key in sorted(found):
-                    info = found[key]
-                    if PurePosixPath(key).suffix.lower() in IMAGE_SUFFIXES \
-                            and not PurePosixPath(key).name.startswith("."):
-                        yield Listed(f"{scheme}://{key}", _marker(info), _modified(info))
-                return
-            info = fs.info(path)
-        except FileNotFoundError as exc:
-            if url.endswith("/") or not fs.exists(parts.netloc):
-                detail = str(exc).strip() if str(exc).strip() != path else "not found"
-                raise InvalidInput(f"{clean_url(url)}: cannot list ({detail})") from None
+            if not url.endswith("/") and key:
+                try:
+                    meta = obstore.head(store, key)
+                except FileNotFoundError:
+                    meta = None
+                if meta is not None:
+                    yield Listed(url, _marker(meta), meta.get("last_modified"))
+                    return
+            prefix = key.rstrip("/") + "/" if key else None
+            found = sorted((m for batch in obstore.list(store, prefix=prefix, chunk_size=1000)
+                            for m in batch), key=lambda m: m["path"])
+        except Exception as exc:  # noqa: BLE001 - any listing failure is this input's
+            raise InvalidInput(f"{clean_url(url)}: cannot list ({_reason(exc)})") from None
+        if not found and not url.endswith("/"):
             yield Listed(url, None, None)  # a missing object: reported when fetched
             return
-        except (PermissionError, OSError) as exc:
-            raise InvalidInput(f"{clean_url(url)}: cannot list ({_reason(exc)})") from None
-        yield Listed(url, _marker(info), _modified(info))
+        for meta in found:
+            path = PurePosixPath(meta["path"])
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                yield Listed(f"{scheme}://{parts.netloc}/{meta['path']}", _marker(meta),
+                             meta.get("last_modified"))
 
     def fetch(self, url: str) -> bytes:
         """The object's bytes. Transient failures (HTTP 5xx and 429, resets, bodies cut
         short) are retried with jittered exponential backoff, ``retries`` attempts in all:
-        botocore does it for s3://, this does it for web URLs. A timeout is not retried."""
+        obstore does it for object stores, this does it for web URLs. A timeout is not
+        retried."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        fs = self._filesystem(scheme)
         if scheme not in ("http", "https"):
-            return fs.cat_file(f"{parts.netloc}{parts.path}")
+            import obstore
+
+            store = self._store(scheme, parts.netloc)
+            return bytes(obstore.get(store, parts.path.lstrip("/")).bytes())
+        fs = self._store(scheme, "")
         attempt = 1
         while True:
             try:
@@ -198,6 +219,8 @@ def _reason(exc: BaseException) -> str:
         return "access denied"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "timed out"
+    if type(exc).__module__.startswith("obstore"):
+        return _store_reason(exc)
     try:
         import aiohttp
     except ImportError:
@@ -205,31 +228,80 @@ def _reason(exc: BaseException) -> str:
     if aiohttp is None:
         pass
     elif isinstance(exc, aiohttp.ClientResponseError):
-        what = {401: "access denied", 403: "access denied", 429: "throttled"}.get(
-            exc.status, "server error" if exc.status >= 500 else "refused")
-        return f"{what} (HTTP {exc.status} {exc.message})"
+        return _status_reason(exc.status, exc.message)
     elif isinstance(exc, aiohttp.ClientPayloadError):
-        return "truncated body (the connection closed before the whole object came)"
+        return TRUNCATED
     elif isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
         return "connection reset"
     if isinstance(exc, ConnectionResetError):
         return "connection reset"
+    return f"{type(exc).__name__}: {_first_line(exc)}"[:300]
+
+
+TRUNCATED = "truncated body (the connection closed before the whole object came)"
+
+
+def _status_reason(status: int, message: str) -> str:
+    what = {401: "access denied", 403: "access denied", 404: "not found",
+            429: "throttled"}.get(status, "server error" if status >= 500 else "refused")
+    return f"{what} (HTTP {status} {message})".replace(" )", ")")
+
+
+def _store_reason(exc: BaseException) -> str:
+    """obstore's errors carry the whole request and the server's XML or JSON body in their
+    text: keep the status and the server's own message."""
+    from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+    text = str(exc)
+    said = re.search(r"<Message>([^<]+)</Message>|\"message\":\s*\"([^\"]+)\"", text)
+    message = (said.group(1) or said.group(2)).strip() if said else ""
+    status = re.search(r"status code: (\d{3})", text)
+    if status and status.group(1) == "404" and message:
+        return message  # "The specified bucket does not exist"
+    if status:
+        reason = _status_reason(int(status.group(1)), "")
+        return f"{reason.split(' (')[0]} ({message})" if message else reason
+    if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
+        return f"access denied ({message})" if message else "access denied"
+    lowered = text.lower()
+    if "timed out" in lowered or "timeout" in lowered:
+        return "timed out"
+    if "error decoding response body" in lowered or "unexpected eof" in lowered:
+        return TRUNCATED
+    if "connection reset" in lowered or "connection closed" in lowered \
+            or "error sending request" in lowered:
+        return "connection reset"
+    return f"{type(exc).__name__}: {_first_line(exc)}"[:300]
+
+
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"\w+://[^\s'\"<>]+", lambda m: clean_url(m.group(0)), text)
-    return f"{type(exc).__name__}: {text}"[:300]
+    return re.sub(r"\w+://[^\s'\"<>]+", lambda m: clean_url(m.group(0)), text)
 
 
-def _marker(info: dict[str, Any]) -> str | None:
-    etag = info.get("ETag") or info.get("etag")
+def _marker(meta: dict[str, Any]) -> str | None:
+    """The change marker of a listed object: its ETag, else its size and modification
+    time (the spelling earlier releases stored, so their re-runs stay incremental)."""
+    etag = meta.get("e_tag")
     if etag:
         return f"etag:{str(etag).strip(chr(34))}"
-    size, modified = info.get("size"), _modified(info)
+    size, modified = meta.get("size"), meta.get("last_modified")
     return f"size:{size}:{modified.isoformat()}" if size is not None and modified else None
 
 
-def _modified(info: dict[str, Any]) -> datetime | None:
-    value = info.get("LastModified") or info.get("mtime") or info.get("updated")
-    return value if isinstance(value, datetime) else None
+def _profile_credentials() -> Any:
+    """botocore's whole credential chain (environment, shared profile files, SSO, instance
+    role) when boto3 is installed and finds credentials; else None, and obstore's own chain
+    (environment, web identity, instance role) applies."""
+    try:
+        import boto3
+        from obstore.auth.boto3 import Boto3CredentialProvider
+    except ImportError:
+        return None
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        return None
+    return Boto3CredentialProvider(session)
 
 
 def _aiohttp_timeout(seconds: float) -> Any:

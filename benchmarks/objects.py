@@ -1,9 +1,11 @@
 """Ingest from a bucket against the same files on local disk, in one run.
 
-    python benchmarks/objects.py                 # 300 photo-like 1.2 MP JPEGs
+    python benchmarks/objects.py                 # 300 photo-like 1.2 MP JPEGs, moto
     python benchmarks/objects.py --count 1000
+    python benchmarks/objects.py --server s3rver  # node's s3rver (npx): less server CPU
 
-Starts a real S3-compatible server on 127.0.0.1 (moto's server mode, from the dev extra),
+Starts a real S3-compatible server on 127.0.0.1 (moto's server mode, from the dev extra; or
+s3rver, a Node.js server fetched by npx, which spends about half moto's CPU a request),
 puts N JPEGs in a bucket and the same files in a folder, then times `ahashdb ingest` (the
 command, one process tree each, all cores hashing) of the folder into one company and of
 s3://bucket/prefix/ into another, on a scratch database; then a re-run of each (nothing new:
@@ -25,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil  # noqa: E402
 from _common import drop_database, scratch_database  # noqa: E402
 
 from ahashdb import HashStore  # noqa: E402
@@ -46,40 +49,63 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--size", default="1280x960", help="the JPEGs' WIDTHxHEIGHT")
+    ap.add_argument("--server", choices=["moto", "s3rver"], default="moto",
+                    help="the S3-compatible server to start on 127.0.0.1")
     args = ap.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    size = (width, height)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+    scratch = tempfile.TemporaryDirectory()
+    if args.server == "moto":
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        key = "bench"
+    else:  # s3rver accepts only its own key pair
+        cmd = ["npx", "--yes", "s3rver@3.7.1", "-d", scratch.name, "-a", "127.0.0.1", "-p",
+               str(port), "--configure-bucket", "bench"]
+        key = "S3RVER"
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     url = scratch_database(args.database_url, "ahashdb_bench_objects")
     try:
         import boto3
 
-        time.sleep(2)
         client = boto3.client("s3")
-        client.create_bucket(Bucket="bench")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client.list_buckets()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"{args.server} did not start") from None
+                time.sleep(0.2)
+        if args.server == "moto":
+            client.create_bucket(Bucket="bench")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             for i in range(1, args.count + 1):
-                data = encode(photo(i, (1280, 960)), "JPEG", quality=90)
+                data = encode(photo(i, size), "JPEG", quality=90)
                 (folder / f"{i}.jpg").write_bytes(data)
                 client.put_object(Bucket="bench", Key=f"photos/{i}.jpg", Body=data)
             HashStore(url).migrate()
             size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
-            print(f"{args.count} JPEGs of 1280x960 ({size:.0f} MB) in a folder and in"
-                  f" s3://bench/photos/ (moto server on 127.0.0.1)")
-            import psutil
+            print(f"{args.count} JPEGs of {args.size} ({size:.0f} MB) in a folder and in"
+                  f" s3://bench/photos/ ({args.server} server on 127.0.0.1)")
+            tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)]
 
-            moto = psutil.Process(server.pid)
+            def server_cpu() -> float:
+                return sum(sum(p.cpu_times()[:2]) for p in tree)
+
             disk_s, disk_line = ingest(url, str(folder), 1, env)
-            cpu0 = sum(moto.cpu_times()[:2])
+            cpu0 = server_cpu()
             bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 2, env)
-            served = sum(moto.cpu_times()[:2]) - cpu0
+            served = server_cpu() - cpu0
             print(f"local disk: {args.count / disk_s:6.1f} images/s  ({disk_line})")
             print(f"bucket:     {args.count / bucket_s:6.1f} images/s  ({bucket_line})")
             print(f"bucket / local disk: {disk_s / bucket_s:.2f}x; the S3 server itself used"
@@ -92,8 +118,11 @@ def main() -> int:
                   f" {line})")
     finally:
         drop_database(url)
+        for proc in psutil.Process(server.pid).children(True):
+            proc.terminate()
         server.terminate()
         server.wait(10)
+        scratch.cleanup()
     return 0
 
 
