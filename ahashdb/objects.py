@@ -260,9 +260,9 @@ def _store_reason(exc: BaseException) -> str:
         return message  # "The specified bucket does not exist"
     if status:
         reason = _status_reason(int(status.group(1)), "")
-        return f"{reason.split(' (')[0]} ({message})" if message else reason
+        return f"{reason.split(' (')[0]}: {message}" if message else reason
     if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
-        return f"access denied ({message})" if message else "access denied"
+        return f"access denied: {message}" if message else "access denied"
     lowered = text.lower()
     if "timed out" in lowered or "timeout" in lowered:
         return "timed out"

@@ -288,3 +288,72 @@ def test_a_bucket_listing_is_complete_and_counted_before_its_first_object(
     assert s3.gets("counted") == 0
     rest = list(items)
     assert listed == [7, 1] and len(rest) == 7
+
+
+def test_access_denied_is_per_object_and_a_wrong_key_cannot_list(tmp_path: Path,
+                                                                 store: HashStore) -> None:
+    """Against a server that checks signatures and IAM policies (moto with authentication
+    on): an object the policy denies is one `URL: access denied` line while the rest are
+    stored; a key the server does not know stops the run before anything, in one line."""
+    import json
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        setup = {"endpoint_url": endpoint, "region_name": "us-east-1",
+                 "aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
+        iam = boto3.client("iam", **setup)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                iam.create_user(UserName="reader")
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "s3:GetObject",
+                 "Resource": "arn:aws:s3:::locked/photos/2.jpg"}]}))
+        env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_ENDPOINT_URL": endpoint}
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        client.create_bucket(Bucket="locked")
+        for i in (1, 2, 3):
+            client.put_object(Bucket="locked", Key=f"photos/{i}.jpg",
+                              Body=encode(photo(i, (320, 240)), "JPEG", quality=90))
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            r = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "31")
+            os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET
+            os.environ["AWS_ACCESS_KEY_ID"] = "AKIANOSUCHKEY"
+            wrong = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "32")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert r.exit_code == 1
+    assert "s3://locked/photos/2.jpg: access denied: Access Denied" in r.stderr
+    assert "3 inputs: 2 added, 0 already present, 1 failed" in r.stderr
+    assert sorted(m for (m,) in store.connection.execute(
+        "SELECT meta_id FROM image_hashes WHERE company_id = 31")) == [1, 3]
+    assert wrong.exit_code == 1 and store.count(32) == 0
+    assert wrong.stderr.strip() == (
+        "error: s3://locked/photos/: cannot list (access denied: The AWS Access Key Id you"
+        " provided does not exist in our records.)")
+    assert SECRET not in wrong.output and key["SecretAccessKey"] not in r.output
