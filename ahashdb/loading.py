@@ -319,7 +319,10 @@ def record_sources(conn: psycopg.Connection, algorithm: str,
     source); returns how many old rows went. One transaction."""
     if not entries:
         return 0
-    columns = [list(c) for c in zip(*entries, strict=True)]
+    # One input listed twice in a batch is one source: the last entry is what it holds now
+    # (an upsert may not touch a row twice in one statement).
+    latest = {(e[0], e[1]): e for e in entries}
+    columns = [list(c) for c in zip(*latest.values(), strict=True)]
     with conn.transaction():
         replaced = conn.execute(
             "DELETE FROM image_hashes h USING unnest(%s::bigint[], %s::text[], %s::bigint[])"

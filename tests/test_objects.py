@@ -192,6 +192,24 @@ def test_a_folder_rerun_reads_nothing_it_stored_and_since_filters(store: HashSto
     assert bad.exit_code == 1 and "--since 'soon'" in bad.stderr
 
 
+def test_an_input_listed_twice_in_one_run_is_stored_once(store: HashStore,
+                                                       tmp_path: Path) -> None:
+    """The same file named several times on stdin (and a folder holding it): one row, its
+    source recorded once, the repeats counted as already present. (Recording the batch's
+    sources failed on the repeats, ending the run.)"""
+    folder = tmp_path / "twice"
+    folder.mkdir()
+    for i in range(1, 3):
+        photo(i, (200, 150)).save(folder / f"{i}.png")
+    listed = "".join(f"{folder / '1.png'}\n" for _ in range(3)) + f"{folder / '2.png'}\n"
+    r = cli(store.url, "ingest", "-", str(folder), "--company-id", "12", input=listed)
+    assert r.exit_code == 0, r.output
+    assert "6 inputs: 2 added, 4 already present, 0 failed" in r.stderr
+    assert store.count(12) == 2
+    assert store.connection.execute(
+        "SELECT count(*) FROM ahash_sources WHERE company_id = 12").fetchone()[0] == 2
+
+
 def test_web_faults_are_named_per_url_transient_ones_retried_and_the_rest_stored(
         store: HashStore, tmp_path: Path) -> None:
     """Against a real HTTP server that fails on purpose (tests/webfaults.py): not found,
