@@ -292,7 +292,10 @@ def _marker(meta: dict[str, Any]) -> str | None:
 def _profile_credentials() -> Any:
     """botocore's whole credential chain (environment, shared profile files, SSO, instance
     role) when boto3 is installed and finds credentials; else None, and obstore's own chain
-    (environment, web identity, instance role) applies."""
+    (environment, web identity, instance role) applies. Keys in the environment come first in
+    both chains, so then obstore reads them itself (importing boto3 costs 0.2 s)."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return None
     try:
         import boto3
         from obstore.auth.boto3 import Boto3CredentialProvider

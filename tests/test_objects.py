@@ -356,6 +356,15 @@ def test_access_denied_is_per_object_and_a_wrong_key_cannot_list(tmp_path: Path,
             os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET
             os.environ["AWS_ACCESS_KEY_ID"] = "AKIANOSUCHKEY"
             wrong = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "32")
+            # The same keys from a named profile in a shared credentials file, none in the
+            # environment: botocore's chain finds them and obstore signs with them.
+            profiles = tmp_path / "credentials"
+            profiles.write_text(f"[reader]\naws_access_key_id = {key['AccessKeyId']}\n"
+                                f"aws_secret_access_key = {key['SecretAccessKey']}\n")
+            del os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+            saved |= {k: os.environ.get(k) for k in ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE")}
+            os.environ.update(AWS_PROFILE="reader", AWS_SHARED_CREDENTIALS_FILE=str(profiles))
+            profiled = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "33")
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -375,3 +384,5 @@ def test_access_denied_is_per_object_and_a_wrong_key_cannot_list(tmp_path: Path,
         "error: s3://locked/photos/: cannot list (access denied: The AWS Access Key Id you"
         " provided does not exist in our records.)")
     assert SECRET not in wrong.output and key["SecretAccessKey"] not in r.output
+    assert profiled.exit_code == 1 and "2 added, 0 already present, 1 failed" in profiled.stderr
+    assert store.count(33) == 2
