@@ -8,16 +8,19 @@ Starts a real S3-compatible server on 127.0.0.1 (moto's server mode, from the de
 s3rver, a Node.js server fetched by npx, which spends about half moto's CPU a request),
 puts N JPEGs in a bucket and the same files in a folder, then times `ahashdb ingest` (the
 command, one process tree each, all cores hashing) of the folder into one company and of
-s3://bucket/prefix/ into another, on a scratch database; then a re-run of each (nothing new:
-a listing, one query, no downloads). Prints images/s, the bucket's ratio to local disk, and
-the CPU the S3 server itself spent on this machine meanwhile.
+s3://bucket/prefix/ into another, on a scratch database, over --rounds interleaved rounds;
+then a re-run of each (nothing new: a listing, one query, no downloads). Prints the median
+images/s, the CPU the ingest process tree spent, the median of the rounds' bucket / local
+disk ratios, and the CPU the S3 server itself spent on this machine meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,11 +47,18 @@ def ingest(url: str, target: str, company: int, env: dict[str, str]) -> tuple[fl
     return time.perf_counter() - t0, r.stderr.strip().splitlines()[-1]
 
 
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (an ingest and its hashing workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--size", default="1280x960", help="the JPEGs' WIDTHxHEIGHT")
     ap.add_argument("--server", choices=["moto", "s3rver"], default="moto",
                     help="the S3-compatible server to start on 127.0.0.1")
@@ -102,20 +112,33 @@ def main() -> int:
             def server_cpu() -> float:
                 return sum(sum(p.cpu_times()[:2]) for p in tree)
 
-            disk_s, disk_line = ingest(url, str(folder), 1, env)
-            cpu0 = server_cpu()
-            bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 2, env)
-            served = server_cpu() - cpu0
-            print(f"local disk: {args.count / disk_s:6.1f} images/s  ({disk_line})")
-            print(f"bucket:     {args.count / bucket_s:6.1f} images/s  ({bucket_line})")
-            print(f"bucket / local disk: {disk_s / bucket_s:.2f}x; the S3 server itself used"
-                  f" {served:.1f} s of CPU on this machine meanwhile ({served / bucket_s:.0%} of"
-                  " one core), which a real store spends elsewhere")
-            again_disk, _ = ingest(url, str(folder), 1, env)
-            again_bucket, line = ingest(url, "s3://bench/photos/", 2, env)
-            print(f"re-run, nothing new: folder {again_disk:.2f} s ({again_disk / disk_s:.0%} of"
-                  f" the first), bucket {again_bucket:.2f} s ({again_bucket / bucket_s:.0%};"
-                  f" {line})")
+            disk, bucket, ratios, served, cpu = [], [], [], [], {"disk": [], "bucket": []}
+            for r in range(args.rounds):  # interleaved, each into a company of its own
+                c0 = _children_cpu()
+                disk_s, disk_line = ingest(url, str(folder), 10 + r, env)
+                c1, s0 = _children_cpu(), server_cpu()
+                bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 20 + r, env)
+                cpu["disk"].append(c1 - c0)
+                cpu["bucket"].append(_children_cpu() - c1)
+                served.append(server_cpu() - s0)
+                disk.append(disk_s)
+                bucket.append(bucket_s)
+                ratios.append(disk_s / bucket_s)
+            med = statistics.median
+            print(f"local disk: {args.count / med(disk):6.1f} images/s, ingest CPU"
+                  f" {med(cpu['disk']):.2f} s  (last: {disk_line})")
+            print(f"bucket:     {args.count / med(bucket):6.1f} images/s, ingest CPU"
+                  f" {med(cpu['bucket']):.2f} s  (last: {bucket_line})")
+            print(f"bucket / local disk: {med(ratios):.2f}x (median of {args.rounds} interleaved"
+                  f" rounds: {', '.join(f'{x:.2f}' for x in ratios)}); the S3 server itself"
+                  f" used {med(served):.2f} s of CPU on this machine a run"
+                  f" ({med(served) / med(bucket):.0%} of one core), which a real store spends"
+                  " elsewhere")
+            again_disk, _ = ingest(url, str(folder), 10, env)
+            again_bucket, line = ingest(url, "s3://bench/photos/", 20, env)
+            print(f"re-run, nothing new: folder {again_disk:.2f} s ({again_disk / med(disk):.0%}"
+                  f" of the first), bucket {again_bucket:.2f} s"
+                  f" ({again_bucket / med(bucket):.0%}; {line})")
     finally:
         drop_database(url)
         for proc in psutil.Process(server.pid).children(True):
