@@ -3,6 +3,7 @@
     python benchmarks/objects.py                 # 300 photo-like 1.2 MP JPEGs, moto
     python benchmarks/objects.py --count 1000
     python benchmarks/objects.py --server s3rver  # node's s3rver (npx): less server CPU
+    python benchmarks/objects.py --workers 1      # one hashing process each, a core to spare
 
 Starts a real S3-compatible server on 127.0.0.1 (moto's server mode, from the dev extra; or
 s3rver, a Node.js server fetched by npx, which spends about half moto's CPU a request),
@@ -37,11 +38,13 @@ from ahashdb import HashStore  # noqa: E402
 from tests.imagegen import encode, photo  # noqa: E402
 
 
-def ingest(url: str, target: str, company: int, env: dict[str, str]) -> tuple[float, str]:
+def ingest(url: str, target: str, company: int, env: dict[str, str],
+           workers: int | None = None) -> tuple[float, str]:
     t0 = time.perf_counter()
+    extra = ["--workers", str(workers)] if workers else []
     r = subprocess.run([sys.executable, "-m", "ahashdb", "ingest", target, "--company-id",
-                        str(company), "--quiet"], env={**env, "AHASHDB_DATABASE_URL": url},
-                       capture_output=True, text=True)
+                        str(company), "--quiet", *extra],
+                       env={**env, "AHASHDB_DATABASE_URL": url}, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     return time.perf_counter() - t0, r.stderr.strip().splitlines()[-1]
@@ -59,6 +62,9 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="hashing processes for both ingests (default: all cores); 1 leaves"
+                    " a core to the S3 server, as a store on other machines would")
     ap.add_argument("--size", default="1280x960", help="the JPEGs' WIDTHxHEIGHT")
     ap.add_argument("--server", choices=["moto", "s3rver"], default="moto",
                     help="the S3-compatible server to start on 127.0.0.1")
@@ -115,9 +121,10 @@ def main() -> int:
             disk, bucket, ratios, served, cpu = [], [], [], [], {"disk": [], "bucket": []}
             for r in range(args.rounds):  # interleaved, each into a company of its own
                 c0 = _children_cpu()
-                disk_s, disk_line = ingest(url, str(folder), 10 + r, env)
+                disk_s, disk_line = ingest(url, str(folder), 10 + r, env, args.workers)
                 c1, s0 = _children_cpu(), server_cpu()
-                bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 20 + r, env)
+                bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 20 + r, env,
+                                               args.workers)
                 cpu["disk"].append(c1 - c0)
                 cpu["bucket"].append(_children_cpu() - c1)
                 served.append(server_cpu() - s0)
