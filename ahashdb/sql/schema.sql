@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0015, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0016, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -476,13 +476,14 @@ BEGIN
          WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[4]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      -- With a row limit, only rows up to the limit's distance need their heap rows;
+      -- they are fetched in key order, so neighbouring lookups share their pages.
       cut AS (
         SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
          ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
+        FROM (SELECT * FROM cand ORDER BY cand.cid, cand.mid) cand JOIN image_hashes h
           ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
          AND h.hash = cand.xh
        WHERE max_rows IS NULL
@@ -511,13 +512,14 @@ BEGIN
          WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[4]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
-      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      -- With a row limit, only rows up to the limit's distance need their heap rows;
+      -- they are fetched in key order, so neighbouring lookups share their pages.
       cut AS (
         SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
          ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM cand JOIN image_hashes h
+        FROM (SELECT * FROM cand ORDER BY cand.mid) cand JOIN image_hashes h
           ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
          AND h.hash = cand.xh
        WHERE max_rows IS NULL
