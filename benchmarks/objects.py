@@ -4,6 +4,7 @@
     python benchmarks/objects.py --count 1000
     python benchmarks/objects.py --server s3rver  # node's s3rver (npx): less server CPU
     python benchmarks/objects.py --workers 1      # one hashing process each, a core to spare
+    python benchmarks/objects.py --endpoint-url http://minio.internal:9000 --bucket scratch
 
 Starts a real S3-compatible server on 127.0.0.1 (moto's server mode, from the dev extra; or
 s3rver, a Node.js server fetched by npx, which spends about half moto's CPU a request),
@@ -68,24 +69,39 @@ def main() -> int:
     ap.add_argument("--size", default="1280x960", help="the JPEGs' WIDTHxHEIGHT")
     ap.add_argument("--server", choices=["moto", "s3rver"], default="moto",
                     help="the S3-compatible server to start on 127.0.0.1")
+    ap.add_argument("--endpoint-url", default=None,
+                    help="use this S3-compatible store instead of starting one (credentials"
+                    " from the environment; objects go under a prefix of their own in"
+                    " --bucket and are deleted at the end)")
+    ap.add_argument("--bucket", default="bench", help="with --endpoint-url")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     size = (width, height)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     scratch = tempfile.TemporaryDirectory()
-    if args.server == "moto":
-        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        key = "bench"
-    else:  # s3rver accepts only its own key pair
-        cmd = ["npx", "--yes", "s3rver@3.7.1", "-d", scratch.name, "-a", "127.0.0.1", "-p",
-               str(port), "--configure-bucket", "bench"]
-        key = "S3RVER"
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    server = None
+    bucket_name, prefix = args.bucket, "photos/"
+    if args.endpoint_url:
+        env = {**os.environ, "AWS_ENDPOINT_URL": args.endpoint_url}
+        prefix = f"ahashdb-bench-{os.getpid()}/photos/"
+        where = args.endpoint_url
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if args.server == "moto":
+            cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+            key = "bench"
+        else:  # s3rver accepts only its own key pair
+            cmd = ["npx", "--yes", "s3rver@3.7.1", "-d", scratch.name, "-a", "127.0.0.1",
+                   "-p", str(port), "--configure-bucket", bucket_name]
+            key = "S3RVER"
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key,
+               "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        where = f"{args.server} server on 127.0.0.1"
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    target = f"s3://{bucket_name}/{prefix}"
     url = scratch_database(args.database_url, "ahashdb_bench_objects")
     try:
         import boto3
@@ -97,23 +113,25 @@ def main() -> int:
                 client.list_buckets()
                 break
             except Exception:  # noqa: BLE001 - not up yet
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"{args.server} did not start") from None
+                if time.monotonic() > deadline or (server and server.poll() is not None):
+                    raise SystemExit(f"no S3 store answers at {env['AWS_ENDPOINT_URL']}"
+                                     ) from None
                 time.sleep(0.2)
-        if args.server == "moto":
-            client.create_bucket(Bucket="bench")
+        if bucket_name not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=bucket_name)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             for i in range(1, args.count + 1):
                 data = encode(photo(i, size), "JPEG", quality=90)
                 (folder / f"{i}.jpg").write_bytes(data)
-                client.put_object(Bucket="bench", Key=f"photos/{i}.jpg", Body=data)
+                client.put_object(Bucket=bucket_name, Key=f"{prefix}{i}.jpg", Body=data)
             HashStore(url).migrate()
             size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
             print(f"{args.count} JPEGs of {args.size} ({size:.0f} MB) in a folder and in"
-                  f" s3://bench/photos/ ({args.server} server on 127.0.0.1)")
-            tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)]
+                  f" {target} ({where})")
+            tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)] \
+                if server else []
 
             def server_cpu() -> float:
                 return sum(sum(p.cpu_times()[:2]) for p in tree)
@@ -123,7 +141,7 @@ def main() -> int:
                 c0 = _children_cpu()
                 disk_s, disk_line = ingest(url, str(folder), 10 + r, env, args.workers)
                 c1, s0 = _children_cpu(), server_cpu()
-                bucket_s, bucket_line = ingest(url, "s3://bench/photos/", 20 + r, env,
+                bucket_s, bucket_line = ingest(url, target, 20 + r, env,
                                                args.workers)
                 cpu["disk"].append(c1 - c0)
                 cpu["bucket"].append(_children_cpu() - c1)
@@ -136,22 +154,26 @@ def main() -> int:
                   f" {med(cpu['disk']):.2f} s  (last: {disk_line})")
             print(f"bucket:     {args.count / med(bucket):6.1f} images/s, ingest CPU"
                   f" {med(cpu['bucket']):.2f} s  (last: {bucket_line})")
+            spent = (f"the S3 server itself used {med(served):.2f} s of CPU on this machine a"
+                     f" run ({med(served) / med(bucket):.0%} of one core), which a real store"
+                     " spends elsewhere") if server else "the store runs elsewhere"
             print(f"bucket / local disk: {med(ratios):.2f}x (median of {args.rounds} interleaved"
-                  f" rounds: {', '.join(f'{x:.2f}' for x in ratios)}); the S3 server itself"
-                  f" used {med(served):.2f} s of CPU on this machine a run"
-                  f" ({med(served) / med(bucket):.0%} of one core), which a real store spends"
-                  " elsewhere")
+                  f" rounds: {', '.join(f'{x:.2f}' for x in ratios)}); {spent}")
             again_disk, _ = ingest(url, str(folder), 10, env)
-            again_bucket, line = ingest(url, "s3://bench/photos/", 20, env)
+            again_bucket, line = ingest(url, target, 20, env)
             print(f"re-run, nothing new: folder {again_disk:.2f} s ({again_disk / med(disk):.0%}"
                   f" of the first), bucket {again_bucket:.2f} s"
                   f" ({again_bucket / med(bucket):.0%}; {line})")
     finally:
         drop_database(url)
-        for proc in psutil.Process(server.pid).children(True):
-            proc.terminate()
-        server.terminate()
-        server.wait(10)
+        if server is None and "client" in locals():
+            for i in range(1, args.count + 1):
+                client.delete_object(Bucket=bucket_name, Key=f"{prefix}{i}.jpg")
+        else:
+            for proc in psutil.Process(server.pid).children(True):
+                proc.terminate()
+            server.terminate()
+            server.wait(10)
         scratch.cleanup()
     return 0
 
