@@ -133,6 +133,9 @@ class ObjectStore:
                     meta = obstore.head(store, key)
                 except FileNotFoundError:
                     meta = None
+                except Exception:  # noqa: BLE001 - denied, a server error, a timeout: this
+                    yield Listed(url, None, None)  # object's, and reported when it is fetched
+                    return
                 if meta is not None:
                     yield Listed(url, _marker(meta), meta.get("last_modified"))
                     return
@@ -263,10 +266,11 @@ def _store_reason(exc: BaseException) -> str:
         return f"{reason.split(' (')[0]}: {message}" if message else reason
     if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
         return f"access denied: {message}" if message else "access denied"
-    lowered = text.lower()
-    if "timed out" in lowered or "timeout" in lowered:
+    lowered = re.sub(r"retry_timeout: [^,\s]*", "", text.lower())  # a setting, not a fault
+    if "timed out" in lowered or "timedout" in lowered or "kind: timeout" in lowered:
         return "timed out"
-    if "error decoding response body" in lowered or "unexpected eof" in lowered:
+    if "body error" in lowered or "error decoding response body" in lowered \
+            or "unexpected eof" in lowered:
         return TRUNCATED
     if "connection reset" in lowered or "connection closed" in lowered \
             or "error sending request" in lowered:

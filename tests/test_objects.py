@@ -258,6 +258,58 @@ def test_web_faults_are_named_per_url_transient_ones_retried_and_the_rest_stored
     assert hits["/missing.jpg"] == 1 and hits["/denied.jpg"] == 1
 
 
+def test_object_faults_through_the_store_client_are_per_object(
+        store: HashStore, tmp_path: Path) -> None:
+    """The fault server as an S3-compatible endpoint (its paths are the objects of the
+    bucket `faults`), objects named one by one as arguments: obstore retries the server
+    error that clears up; a denied, missing, reset, truncated or slow object is one
+    `URL: reason` line and a row in --errors (the first request of an object named alone
+    is a HEAD, and its failure is that object's too); the rest are stored; exit 1."""
+    from tests.webfaults import FaultServer
+
+    with FaultServer() as web:
+        endpoint = web.url("")
+        cases = {
+            "ok/1.jpg": None,
+            "flaky/2.jpg": None,
+            "denied.jpg": "access denied (HTTP 403)",
+            "missing.jpg": "not found",
+            "reset.jpg": "connection reset",
+            "truncated.jpg": "truncated body",
+            "slow.jpg": "timed out",
+        }
+        errors = tmp_path / "errors.csv"
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            r = cli(store.url, "ingest", *(f"s3://faults/{k}" for k in cases),
+                    "--company-id", "13", "--endpoint-url", endpoint, "--timeout", "1",
+                    "--errors", str(errors))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        hits = dict(web.hits)
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    for key, reason in cases.items():
+        if reason is None:
+            assert not any(f"s3://faults/{key}" in line for line in lines), r.stderr
+        else:
+            assert any(line.startswith(f"s3://faults/{key}: {reason}") for line in lines), (
+                key, r.stderr)
+            assert f"s3://faults/{key},{reason}" in errors.read_text()
+    assert "7 inputs: 2 added, 0 already present, 5 failed" in r.stderr
+    assert sorted(m for (m,) in store.connection.execute(
+        "SELECT meta_id FROM image_hashes WHERE company_id = 13")) == [1, 2]
+    assert hits["/flaky/2.jpg"] >= 3  # two 503s, retried, then the object
+    assert SECRET not in r.output
+
+
 def test_eval_reads_pairs_of_urls_and_names_the_ones_it_cannot_fetch(
         s3: S3, tmp_path: Path) -> None:
     """`ahashdb eval` with s3:// objects, web URLs and local paths in one CSV: each object

@@ -8,7 +8,9 @@ fail, for the tests of URL ingest: each path names its behaviour.
 - ``/truncated.jpg``: headers announce the whole JPEG, a third of it is sent, then close;
 - ``/slow.jpg``: sends nothing for ``SLOW_SECONDS``.
 
-``hits`` counts the requests per path.
+``hits`` counts the requests per path. As an S3-compatible endpoint the same paths are the
+objects of the bucket ``faults`` (``s3://faults/flaky/2.jpg``), whose prefix listings are
+empty.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tests.imagegen import encode, photo
 
 SLOW_SECONDS = 5.0
+#: As an S3 endpoint (path-style), the paths are the objects of this bucket.
+BUCKET = "faults"
 
 
 def jpeg(n: int) -> bytes:
@@ -74,6 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         path = self.path.split("?")[0]
+        if path == f"/{BUCKET}":  # a prefix listing: S3's answer for a prefix holding nothing
+            self._send(200, b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult'
+                       b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>faults</Name>'
+                       b"<KeyCount>0</KeyCount><IsTruncated>false</IsTruncated>"
+                       b"</ListBucketResult>")
+            return
+        path = path.removeprefix(f"/{BUCKET}")  # the same paths as objects of one bucket
         with self.server._lock:
             self.server.hits[path] += 1
             hits = self.server.hits[path]
