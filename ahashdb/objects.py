@@ -261,6 +261,9 @@ def _store_reason(exc: BaseException) -> str:
     status = re.search(r"status code: (\d{3})", text)
     if status and status.group(1) == "404" and message:
         return message  # "The specified bucket does not exist"
+    if status and status.group(1) == "301" or "redirect without location" in text.lower():
+        return ("the bucket is in another region: set AWS_REGION (or the profile's region)"
+                " to the bucket's")
     if status:
         reason = _status_reason(int(status.group(1)), "")
         return f"{reason.split(' (')[0]}: {message}" if message else reason
@@ -296,9 +299,14 @@ def _marker(meta: dict[str, Any]) -> str | None:
 def _profile_credentials() -> Any:
     """botocore's whole credential chain (environment, shared profile files, SSO, instance
     role) when boto3 is installed and finds credentials; else None, and obstore's own chain
-    (environment, web identity, instance role) applies. Keys in the environment come first in
-    both chains, so then obstore reads them itself (importing boto3 costs 0.2 s)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+    (environment, web identity, instance role) applies. The provider also carries the
+    profile's region. Keys in the environment come first in both chains, so with them, and a
+    region in the environment or no config file to hold one, obstore reads the environment
+    itself (importing boto3 costs 0.2 s)."""
+    config = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY") and (
+            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            or not os.path.exists(config)):
         return None
     try:
         import boto3

@@ -262,7 +262,8 @@ def test_object_faults_through_the_store_client_are_per_object(
         store: HashStore, tmp_path: Path) -> None:
     """The fault server as an S3-compatible endpoint (its paths are the objects of the
     bucket `faults`), objects named one by one as arguments: obstore retries the server
-    error that clears up; a denied, missing, reset, truncated or slow object is one
+    error that clears up; a denied, missing, moved (another region), reset, truncated or
+    slow object is one
     `URL: reason` line and a row in --errors (the first request of an object named alone
     is a HEAD, and its failure is that object's too); the rest are stored; exit 1."""
     from tests.webfaults import FaultServer
@@ -274,6 +275,7 @@ def test_object_faults_through_the_store_client_are_per_object(
             "flaky/2.jpg": None,
             "denied.jpg": "access denied (HTTP 403)",
             "missing.jpg": "not found",
+            "moved.jpg": "the bucket is in another region: set AWS_REGION",
             "reset.jpg": "connection reset",
             "truncated.jpg": "truncated body",
             "slow.jpg": "timed out",
@@ -303,7 +305,7 @@ def test_object_faults_through_the_store_client_are_per_object(
             assert any(line.startswith(f"s3://faults/{key}: {reason}") for line in lines), (
                 key, r.stderr)
             assert f"s3://faults/{key},{reason}" in errors.read_text()
-    assert "7 inputs: 2 added, 0 already present, 5 failed" in r.stderr
+    assert "8 inputs: 2 added, 0 already present, 6 failed" in r.stderr
     assert sorted(m for (m,) in store.connection.execute(
         "SELECT meta_id FROM image_hashes WHERE company_id = 13")) == [1, 2]
     assert hits["/flaky/2.jpg"] >= 3  # two 503s, retried, then the object

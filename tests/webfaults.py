@@ -3,6 +3,7 @@ fail, for the tests of URL ingest: each path names its behaviour.
 
 - ``/ok/<n>.jpg``: a JPEG (photo ``n``);
 - ``/missing.jpg`` 404, ``/denied.jpg`` 403, ``/throttled.jpg`` 429 every time;
+- ``/moved.jpg`` 301 with S3's PermanentRedirect body (a bucket in another region);
 - ``/flaky/<n>.jpg``: 503 for the first two requests, then the JPEG (a transient error);
 - ``/reset.jpg``: the connection is reset (RST) before any response;
 - ``/truncated.jpg``: headers announce the whole JPEG, a third of it is sent, then close;
@@ -99,6 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"no such object")
         elif path == "/denied.jpg":
             self._send(403, b"access denied")
+        elif path == "/moved.jpg":  # S3's answer from the wrong region (no Location)
+            self._send(301, b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
+                       b"PermanentRedirect</Code><Message>The bucket you are attempting to"
+                       b" access must be addressed using the specified endpoint.</Message>"
+                       b"</Error>")
         elif path == "/throttled.jpg":
             self._send(429, b"slow down")
         elif path == "/reset.jpg":

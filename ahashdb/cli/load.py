@@ -141,7 +141,8 @@ def ingest(
 
     Inputs are files, folders, globs, - (paths on stdin), and with pip install
     'ahashdb[objects]' s3://bucket/prefix/ (image files under it), s3://bucket/key and
-    https:// URLs (downloaded --downloads at a time; --endpoint-url for MinIO, Ceph, OSS).
+    https:// URLs (downloaded --downloads at a time; --endpoint-url for MinIO, Ceph, OSS;
+    credentials and region from the AWS environment variables or profile).
 
     A re-run reads, downloads and hashes only inputs that are new or changed since they
     were stored (by size and modification time, or an object's ETag); the others count as
