@@ -14,6 +14,7 @@ instance's; ``$GOOGLE_BASE_URL`` points it at an emulator. Needs
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -75,6 +76,11 @@ class ObjectStore:
         self._stores: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
+    @functools.cached_property
+    def _credentials(self) -> Any:
+        """The credential provider for every S3 bucket of this store (resolved once)."""
+        return _profile_credentials()
+
     def _store(self, scheme: str, bucket: str) -> Any:
         scheme = "gs" if scheme == "gcs" else scheme
         with self._lock:
@@ -109,9 +115,8 @@ class ObjectStore:
         if self.endpoint_url:
             common["endpoint"] = self.endpoint_url
             common["client_options"]["allow_http"] = self.endpoint_url.startswith("http://")
-        provider = _profile_credentials()
-        if provider is not None:
-            common["credential_provider"] = provider
+        if self._credentials is not None:
+            common["credential_provider"] = self._credentials
         return S3Store(bucket, **common)
 
     def expand(self, url: str) -> Iterator[Listed]:
@@ -228,14 +233,13 @@ def _reason(exc: BaseException) -> str:
         import aiohttp
     except ImportError:
         aiohttp = None
-    if aiohttp is None:
-        pass
-    elif isinstance(exc, aiohttp.ClientResponseError):
-        return _status_reason(exc.status, exc.message)
-    elif isinstance(exc, aiohttp.ClientPayloadError):
-        return TRUNCATED
-    elif isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
-        return "connection reset"
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return _status_reason(exc.status, exc.message)
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return TRUNCATED
+        if isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+            return "connection reset"
     if isinstance(exc, ConnectionResetError):
         return "connection reset"
     return f"{type(exc).__name__}: {_first_line(exc)}"[:300]
@@ -244,10 +248,13 @@ def _reason(exc: BaseException) -> str:
 TRUNCATED = "truncated body (the connection closed before the whole object came)"
 
 
-def _status_reason(status: int, message: str) -> str:
-    what = {401: "access denied", 403: "access denied", 404: "not found",
+def _status_word(status: int) -> str:
+    return {401: "access denied", 403: "access denied", 404: "not found",
             429: "throttled"}.get(status, "server error" if status >= 500 else "refused")
-    return f"{what} (HTTP {status} {message})".replace(" )", ")")
+
+
+def _status_reason(status: int, message: str) -> str:
+    return f"{_status_word(status)} (HTTP {status} {message})".replace(" )", ")")
 
 
 def _store_reason(exc: BaseException) -> str:
@@ -265,8 +272,8 @@ def _store_reason(exc: BaseException) -> str:
         return ("the bucket is in another region: set AWS_REGION (or the profile's region)"
                 " to the bucket's")
     if status:
-        reason = _status_reason(int(status.group(1)), "")
-        return f"{reason.split(' (')[0]}: {message}" if message else reason
+        code = int(status.group(1))
+        return f"{_status_word(code)}: {message}" if message else _status_reason(code, "")
     if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
         return f"access denied: {message}" if message else "access denied"
     lowered = re.sub(r"retry_timeout: [^,\s]*", "", text.lower())  # a setting, not a fault

@@ -157,11 +157,15 @@ def main() -> int:
     with HashStore(url, auto_migrate=False) as store:
         store.migrate()
     env = {**os.environ, "AHASHDB_DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "ahashdb", "ingest", str(folder), "--company-id", "1", "--quiet"]
+
+    def ingest_cmd(target: str, company: int) -> list[str]:
+        return [sys.executable, "-m", "ahashdb", "ingest", target, "--company-id",
+                str(company), "--quiet"]
+
     loops, twos, ingests, ratios, peak = [], [], [], [], 0
     for r in range(args.rounds):  # interleaved: loop, ingest (a fresh company), two processes
         loops.append(baseline())
-        ing_s, code, peak_r = run_sampled([*cmd[:-2], str(100 + r), "--quiet"], env, None)
+        ing_s, code, peak_r = run_sampled(ingest_cmd(str(folder), 100 + r), env, None)
         if code != 0:
             print(f"ingest exited {code}")
             return 1
@@ -183,7 +187,7 @@ def main() -> int:
         f"{files[i // 100 % len(files)] if i % 100 == 0 else folder / 'missing' / str(i)}\n"
         for i in range(args.listed)
     ).encode()
-    list_s, code, peak = run_sampled([*cmd[:-4], "-", "--company-id", "2", "--quiet"], env, lines)
+    list_s, code, peak = run_sampled(ingest_cmd("-", 2), env, lines)
     print(f"{args.listed:,} listed paths on stdin (1 in 100 exists): {list_s:.0f} s,"
           f" peak RSS of the ingest process tree {peak / 2**20:.0f} MB (exit {code})")
     drop_database(url)

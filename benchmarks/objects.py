@@ -76,7 +76,6 @@ def main() -> int:
     ap.add_argument("--bucket", default="bench", help="with --endpoint-url")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
-    size = (width, height)
     scratch = tempfile.TemporaryDirectory()
     server = None
     bucket_name, prefix = args.bucket, "photos/"
@@ -123,12 +122,12 @@ def main() -> int:
             folder = Path(tmp) / "photos"
             folder.mkdir()
             for i in range(1, args.count + 1):
-                data = encode(photo(i, size), "JPEG", quality=90)
+                data = encode(photo(i, (width, height)), "JPEG", quality=90)
                 (folder / f"{i}.jpg").write_bytes(data)
                 client.put_object(Bucket=bucket_name, Key=f"{prefix}{i}.jpg", Body=data)
             HashStore(url).migrate()
-            size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
-            print(f"{args.count} JPEGs of {args.size} ({size:.0f} MB) in a folder and in"
+            mb = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+            print(f"{args.count} JPEGs of {args.size} ({mb:.0f} MB) in a folder and in"
                   f" {target} ({where})")
             tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)] \
                 if server else []
@@ -141,8 +140,7 @@ def main() -> int:
                 c0 = _children_cpu()
                 disk_s, disk_line = ingest(url, str(folder), 10 + r, env, args.workers)
                 c1, s0 = _children_cpu(), server_cpu()
-                bucket_s, bucket_line = ingest(url, target, 20 + r, env,
-                                               args.workers)
+                bucket_s, bucket_line = ingest(url, target, 20 + r, env, args.workers)
                 cpu["disk"].append(c1 - c0)
                 cpu["bucket"].append(_children_cpu() - c1)
                 served.append(server_cpu() - s0)
@@ -166,14 +164,14 @@ def main() -> int:
                   f" ({again_bucket / med(bucket):.0%}; {line})")
     finally:
         drop_database(url)
-        if server is None and "client" in locals():
-            for i in range(1, args.count + 1):
-                client.delete_object(Bucket=bucket_name, Key=f"{prefix}{i}.jpg")
-        else:
+        if server is not None:
             for proc in psutil.Process(server.pid).children(True):
                 proc.terminate()
             server.terminate()
             server.wait(10)
+        elif "client" in locals():  # a store elsewhere: take the objects away again
+            for i in range(1, args.count + 1):
+                client.delete_object(Bucket=bucket_name, Key=f"{prefix}{i}.jpg")
         scratch.cleanup()
     return 0
 

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -37,39 +37,48 @@ class S3:
         return len(re.findall(rf'"GET /{bucket}/[^ ?]+ HTTP', self.log.read_text()))
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+def _moto(out: object = subprocess.DEVNULL, **env: str) -> tuple[subprocess.Popen, str]:
+    """A moto S3 server on a free port of 127.0.0.1 (``env`` added to its environment), and
+    its endpoint."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], env={**os.environ, **env}, stdout=out, stderr=out)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _until_up(proc: subprocess.Popen, call: Callable[[], object], log: Path | None = None
+              ) -> None:
+    """Retry ``call`` until the server answers it (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            call()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            assert time.monotonic() < deadline and proc.poll() is None, \
+                log.read_text() if log else "moto did not start"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
     log = tmp_path_factory.mktemp("moto") / "requests.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=out, stderr=out)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+        proc, endpoint = _moto(out)
     try:
-        client = boto3.client("s3")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.list_buckets()
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
-                time.sleep(0.1)
-        yield S3(endpoint, log, client)
+        with pytest.MonkeyPatch.context() as env:
+            for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
+                         "AWS_DEFAULT_REGION": "us-east-1",
+                         "AWS_ENDPOINT_URL": endpoint}.items():
+                env.setenv(k, v)
+            client = boto3.client("s3")
+            _until_up(proc, client.list_buckets, log)
+            yield S3(endpoint, log, client)
     finally:
         proc.terminate()
         proc.wait(10)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _bucket(s3: S3, name: str, n: int, tmp_path: Path) -> Path:
@@ -259,7 +268,7 @@ def test_web_faults_are_named_per_url_transient_ones_retried_and_the_rest_stored
 
 
 def test_object_faults_through_the_store_client_are_per_object(
-        store: HashStore, tmp_path: Path) -> None:
+        store: HashStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fault server as an S3-compatible endpoint (its paths are the objects of the
     bucket `faults`), objects named one by one as arguments: obstore retries the server
     error that clears up; a denied, missing, moved (another region), reset, truncated or
@@ -281,20 +290,12 @@ def test_object_faults_through_the_store_client_are_per_object(
             "slow.jpg": "timed out",
         }
         errors = tmp_path / "errors.csv"
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
-               "AWS_DEFAULT_REGION": "us-east-1"}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            r = cli(store.url, "ingest", *(f"s3://faults/{k}" for k in cases),
-                    "--company-id", "13", "--endpoint-url", endpoint, "--timeout", "1",
-                    "--errors", str(errors))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        r = cli(store.url, "ingest", *(f"s3://faults/{k}" for k in cases),
+                "--company-id", "13", "--endpoint-url", endpoint, "--timeout", "1",
+                "--errors", str(errors))
         hits = dict(web.hits)
     assert r.exit_code == 1, r.output
     lines = [line for line in r.stderr.splitlines() if line.strip()]
@@ -362,69 +363,49 @@ def test_a_bucket_listing_is_complete_and_counted_before_its_first_object(
     assert listed == [7, 1] and len(rest) == 7
 
 
-def test_access_denied_is_per_object_and_a_wrong_key_cannot_list(tmp_path: Path,
-                                                                 store: HashStore) -> None:
+def test_access_denied_is_per_object_and_a_wrong_key_cannot_list(
+        tmp_path: Path, store: HashStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Against a server that checks signatures and IAM policies (moto with authentication
     on): an object the policy denies is one `URL: access denied` line while the rest are
     stored; a key the server does not know stops the run before anything, in one line."""
     import json
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, endpoint = _moto(INITIAL_NO_AUTH_ACTION_COUNT="3")
     try:
         setup = {"endpoint_url": endpoint, "region_name": "us-east-1",
                  "aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
         iam = boto3.client("iam", **setup)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                iam.create_user(UserName="reader")
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        _until_up(proc, lambda: iam.create_user(UserName="reader"))
         key = iam.create_access_key(UserName="reader")["AccessKey"]
         iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
                 {"Effect": "Deny", "Action": "s3:GetObject",
                  "Resource": "arn:aws:s3:::locked/photos/2.jpg"}]}))
-        env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_ENDPOINT_URL": endpoint}
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+                              aws_access_key_id=key["AccessKeyId"],
+                              aws_secret_access_key=key["SecretAccessKey"])
         client.create_bucket(Bucket="locked")
         for i in (1, 2, 3):
             client.put_object(Bucket="locked", Key=f"photos/{i}.jpg",
                               Body=encode(photo(i, (320, 240)), "JPEG", quality=90))
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            r = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "31")
-            os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET
-            os.environ["AWS_ACCESS_KEY_ID"] = "AKIANOSUCHKEY"
-            wrong = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "32")
-            # The same keys from a named profile in a shared credentials file, none in the
-            # environment: botocore's chain finds them and obstore signs with them.
-            profiles = tmp_path / "credentials"
-            profiles.write_text(f"[reader]\naws_access_key_id = {key['AccessKeyId']}\n"
-                                f"aws_secret_access_key = {key['SecretAccessKey']}\n")
-            del os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
-            saved |= {k: os.environ.get(k) for k in ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE")}
-            os.environ.update(AWS_PROFILE="reader", AWS_SHARED_CREDENTIALS_FILE=str(profiles))
-            profiled = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "33")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        r = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "31")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY")
+        wrong = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "32")
+        # The same keys from a named profile in a shared credentials file, none in the
+        # environment: botocore's chain finds them and obstore signs with them.
+        profiles = tmp_path / "credentials"
+        profiles.write_text(f"[reader]\naws_access_key_id = {key['AccessKeyId']}\n"
+                            f"aws_secret_access_key = {key['SecretAccessKey']}\n")
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        monkeypatch.setenv("AWS_PROFILE", "reader")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(profiles))
+        profiled = cli(store.url, "ingest", "s3://locked/photos/", "--company-id", "33")
     finally:
         proc.terminate()
         proc.wait(10)

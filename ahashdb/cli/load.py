@@ -113,8 +113,8 @@ def ingest(
     fast: FastOpt = False,
     endpoint_url: EndpointOpt = None,
     timeout: Annotated[float, typer.Option(
-        help="Give up on an object (or a web URL) after this many seconds; transient errors"
-        " are retried with backoff first.", min=0.1)] = 60.0,
+        help="Give up on an object after this many seconds, retries of transient errors"
+        " included (a web URL: on each try, retried with backoff).", min=0.1)] = 60.0,
     downloads: Annotated[int, typer.Option(
         help="Objects downloaded at once from a store or the web.", min=1, max=512)] = 32,
     since: Annotated[str | None, typer.Option(
