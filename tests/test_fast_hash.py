@@ -8,7 +8,10 @@ import io
 from pathlib import Path
 
 import imagehash
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ahashdb import HashStore, hash_image
@@ -65,3 +68,27 @@ def test_rows_hashed_fast_are_marked_and_counted(store: HashStore, tmp_path: Pat
     assert "JPEGs decoded at reduced scale (--fast)" in table
     hashed = cli(store.url, "hash", str(folder / "1.jpg"), "--fast").stdout.split()[0]
     assert int(hashed, 16) == hash_image(folder / "1.jpg", fast=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(width=st.integers(1, 300), height=st.integers(1, 300),
+       size=st.sampled_from([(8, 8), (9, 8), (32, 32)]), seed=st.integers(0, 2**32 - 1),
+       smooth=st.booleans())
+def test_the_fast_resize_of_an_unreduced_image_is_pillows_lanczos(
+        width: int, height: int, size: tuple[int, int], seed: int, smooth: bool) -> None:
+    # --fast resizes a reduced decode with weights for the full-size picture; given the
+    # full-size picture itself it must be Pillow's own resize (pass order and rounding
+    # included), but for float-against-fixed-point ties.
+    from ahashdb.hashes import _resize_as_full
+
+    rng = np.random.default_rng(seed)
+    if smooth:
+        walk = np.cumsum(rng.normal(0, 6, (height, width)), axis=1) + 128
+        pixels = np.clip(walk, 0, 255).astype(np.uint8)
+    else:
+        pixels = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    img = Image.fromarray(pixels)
+    ours = np.asarray(_resize_as_full(img, img.size, size), dtype=int)
+    pillow = np.asarray(img.resize(size, Image.LANCZOS), dtype=int)
+    assert ours.shape == pillow.shape
+    assert np.abs(ours - pillow).max() <= 1
