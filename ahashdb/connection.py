@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 #: The Alembic revision this code expects (a test checks it is the migrations' head).
-SCHEMA_REVISION = "0016"
+SCHEMA_REVISION = "0017"
 
 # One migrator at a time: the others wait on this lock, then find nothing to do.
 _MIGRATION_LOCK = 7340580466392731649

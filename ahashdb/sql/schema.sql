@@ -1,4 +1,4 @@
--- ahashdb: the whole SQL surface at schema revision 0016, as the migrations leave it.
+-- ahashdb: the whole SQL surface at schema revision 0017, as the migrations leave it.
 -- Generated from a migrated database by `python -m ahashdb.sqlsurface`; a test checks it.
 -- Read it; do not run it: `ahashdb migrate` creates all of this (and upgrades older schemas).
 
@@ -456,26 +456,35 @@ DECLARE
 BEGIN
   IF company IS NULL THEN
     RETURN QUERY
+      -- Each row within T is kept by the first chunk whose probe finds it: a later chunk
+      -- drops rows an earlier chunk is within its radius of (the masks are the 64-bit
+      -- positions of chunks 0, 1, 2), so the branches never overlap and need no UNION.
       WITH cand AS (
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[1]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
+        UNION ALL
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[2]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
+           AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
+        UNION ALL
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[3]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
+           AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
+           AND bit_count(((x.hash # query) & 4938215830288077090)::bit(64)) > radii[2]
+        UNION ALL
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[4]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND bit_count((x.hash # query)::bit(64)) <= max_distance
+           AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
+           AND bit_count(((x.hash # query) & 4938215830288077090)::bit(64)) > radii[2]
+           AND bit_count(((x.hash # query) & 2469248102876612625)::bit(64)) > radii[3]),
       -- With a row limit, only rows up to the limit's distance need their heap rows;
       -- they are fetched in key order, so neighbouring lookups share their pages.
       cut AS (
@@ -492,26 +501,35 @@ BEGIN
        LIMIT max_rows;
   ELSE
     RETURN QUERY
+      -- Each row within T is kept by the first chunk whose probe finds it: a later chunk
+      -- drops rows an earlier chunk is within its radius of (the masks are the 64-bit
+      -- positions of chunks 0, 1, 2), so the branches never overlap and need no UNION.
       WITH cand AS (
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c0 = ANY(ARRAY(SELECT chunks[1] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[1]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
+        UNION ALL
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c1 = ANY(ARRAY(SELECT chunks[2] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[2]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
+           AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
+        UNION ALL
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c2 = ANY(ARRAY(SELECT chunks[3] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[3]))
            AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
-        UNION
+           AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
+           AND bit_count(((x.hash # query) & 4938215830288077090)::bit(64)) > radii[2]
+        UNION ALL
         SELECT x.company_id AS cid, x.meta_id AS mid, x.hash AS xh FROM image_hashes x
          WHERE x.c3 = ANY(ARRAY(SELECT chunks[4] # m.mask FROM ahash_chunk_masks m
                                    WHERE m.weight BETWEEN 0 AND radii[4]))
-           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance),
+           AND x.algorithm_code = ahash_algorithm_code(ahash_search_index.algorithm) AND x.company_id = company AND bit_count((x.hash # query)::bit(64)) <= max_distance
+           AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
+           AND bit_count(((x.hash # query) & 4938215830288077090)::bit(64)) > radii[2]
+           AND bit_count(((x.hash # query) & 2469248102876612625)::bit(64)) > radii[3]),
       -- With a row limit, only rows up to the limit's distance need their heap rows;
       -- they are fetched in key order, so neighbouring lookups share their pages.
       cut AS (
