@@ -182,8 +182,8 @@ EndpointOpt = Annotated[str | None, typer.Option(
 
 FastOpt = Annotated[bool, typer.Option(
     "--fast", help="Decode JPEGs at reduced scale: several times faster on camera-size"
-    " photos; the hash may differ from imagehash's by a bit or two (stored rows are marked,"
-    " see stats).")]
+    " photos; an aHash, dHash or wHash may differ from imagehash's by a bit or two, a pHash"
+    " by many more (stored rows are marked, see stats).")]
 
 
 def hash_images(
