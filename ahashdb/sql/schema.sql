@@ -485,18 +485,25 @@ BEGIN
            AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
            AND bit_count(((x.hash # query) & 4938215830288077090)::bit(64)) > radii[2]
            AND bit_count(((x.hash # query) & 2469248102876612625)::bit(64)) > radii[3]),
-      -- With a row limit, only rows up to the limit's distance need their heap rows;
-      -- they are fetched in key order, so neighbouring lookups share their pages.
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      -- They are fetched by one primary-key scan per company over its candidates'
+      -- meta_ids, which descends the index once for many neighbouring keys.
       cut AS (
         SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
          ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM (SELECT * FROM cand ORDER BY cand.cid, cand.mid) cand JOIN image_hashes h
-          ON h.company_id = cand.cid AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
-         AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+        FROM (SELECT cand.cid, array_agg(cand.mid) AS mids FROM cand
+               WHERE max_rows IS NULL
+                  OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+               GROUP BY cand.cid) g
+        CROSS JOIN LATERAL (
+          SELECT * FROM image_hashes h
+           WHERE h.company_id = g.cid AND h.meta_id = ANY(g.mids)
+             AND h.algorithm = ahash_search_index.algorithm
+             AND bit_count((h.hash # query)::bit(64)) <= max_distance
+             AND (max_rows IS NULL
+                  OR bit_count((h.hash # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64))) h
        ORDER BY 5, 1
        LIMIT max_rows;
   ELSE
@@ -530,18 +537,24 @@ BEGIN
            AND bit_count(((x.hash # query) & -8642088532211326396)::bit(64)) > radii[1]
            AND bit_count(((x.hash # query) & 4938215830288077090)::bit(64)) > radii[2]
            AND bit_count(((x.hash # query) & 2469248102876612625)::bit(64)) > radii[3]),
-      -- With a row limit, only rows up to the limit's distance need their heap rows;
-      -- they are fetched in key order, so neighbouring lookups share their pages.
+      -- With a row limit, only rows up to the limit's distance need their heap rows.
+      -- They are fetched by one primary-key scan per company over its candidates'
+      -- meta_ids, which descends the index once for many neighbouring keys.
       cut AS (
         SELECT bit_count((cand.xh # query)::bit(64)) AS d FROM cand
          ORDER BY 1 OFFSET greatest(max_rows - 1, 0) LIMIT 1)
       SELECT h.id, h.company_id, h.meta_id, h.hash,
              bit_count((h.hash # query)::bit(64))::integer, h.source
-        FROM (SELECT * FROM cand ORDER BY cand.mid) cand JOIN image_hashes h
-          ON h.company_id = company AND h.meta_id = cand.mid AND h.algorithm = ahash_search_index.algorithm
-         AND h.hash = cand.xh
-       WHERE max_rows IS NULL
-          OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)
+        FROM image_hashes h
+       WHERE h.company_id = company
+         AND h.meta_id = ANY(ARRAY(
+               SELECT cand.mid FROM cand
+                WHERE max_rows IS NULL
+                   OR bit_count((cand.xh # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64)))
+         AND h.algorithm = ahash_search_index.algorithm
+         AND bit_count((h.hash # query)::bit(64)) <= max_distance
+         AND (max_rows IS NULL
+              OR bit_count((h.hash # query)::bit(64)) <= coalesce((SELECT cut.d FROM cut), 64))
        ORDER BY 5, 1
        LIMIT max_rows;
   END IF;
