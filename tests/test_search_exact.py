@@ -154,15 +154,24 @@ def test_giant_company_uses_the_chunk_indexes(store: HashStore, t: int) -> None:
     conn.execute("SET auto_explain.log_min_duration = 0")
     conn.execute("SET auto_explain.log_nested_statements = on")
     conn.execute("SET client_min_messages = log")
+    # Parallel workers made free to the planner: a search must still keep to its backend,
+    # since starting workers costs milliseconds, many times the search itself.
+    parallel_costs = ("parallel_setup_cost", "parallel_tuple_cost",
+                      "min_parallel_index_scan_size", "min_parallel_table_scan_size")
+    for setting in parallel_costs:
+        conn.execute(f"SET {setting} = 0")
     notices: list[str] = []
     conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
     try:
         conn.execute("SELECT * FROM ahash_search(1, 12345, %s)", (t,)).fetchall()
     finally:
         conn.execute("RESET client_min_messages")
+        for setting in parallel_costs:
+            conn.execute(f"RESET {setting}")
     plans = "\n".join(notices)
     assert "Index Only Scan using image_hashes_c" in plans
     assert "Seq Scan on image_hashes" not in plans
+    assert "Gather" not in plans
 
 
 def test_plan_inputs_agree_with_the_data(store: HashStore) -> None:

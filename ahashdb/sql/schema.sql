@@ -448,6 +448,7 @@ CREATE OR REPLACE FUNCTION public.ahash_search_index(company bigint, query bigin
  SET enable_hashjoin TO 'off'
  SET enable_mergejoin TO 'off'
  SET enable_bitmapscan TO 'off'
+ SET max_parallel_workers_per_gather TO '0'
 AS $function$
 #variable_conflict use_column
 DECLARE
