@@ -268,7 +268,7 @@ def _store_reason(exc: BaseException) -> str:
     status = re.search(r"status code: (\d{3})", text)
     if status and status.group(1) == "404" and message:
         return message  # "The specified bucket does not exist"
-    if status and status.group(1) == "301" or "redirect without location" in text.lower():
+    if (status and status.group(1) == "301") or "redirect without location" in text.lower():
         return ("the bucket is in another region: set AWS_REGION (or the profile's region)"
                 " to the bucket's")
     if status:

@@ -7,6 +7,8 @@ bits agree, and near-duplicate images form tight clusters. Centres here are smoo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 _Y, _X = np.mgrid[0:8, 0:8].astype(np.float64) / 7.0
@@ -75,3 +77,11 @@ def queries(hashes: np.ndarray, n: int, seed: int = 2) -> np.ndarray:
 def to_signed(u: np.ndarray) -> np.ndarray:
     """uint64 → int64 with the same bits (the BIGINT spelling)."""
     return u.view(np.int64)
+
+
+def rows(companies: np.ndarray, hashes: np.ndarray,
+         first_meta: int = 0) -> Iterator[tuple[int, int, int]]:
+    """(hash, company_id, meta_id) rows for ``HashStore.insert_many``: the hashes as BIGINTs,
+    meta_ids counting up from ``first_meta``."""
+    return zip(to_signed(hashes).tolist(), companies.tolist(),
+               range(first_meta, first_meta + len(hashes)), strict=True)

@@ -37,8 +37,7 @@ def _writer(url: str, seed: int, companies: int, stop: object, counter: object) 
         meta = 10**12 * (seed + 1)
         while not stop.is_set():  # type: ignore[attr-defined]
             cids, hashes = datagen.clustered(5_000, companies, seed=int(rng.integers(1 << 30)))
-            rows = zip(datagen.to_signed(hashes).tolist(), cids.tolist(),
-                       range(meta, meta + len(cids)), strict=True)
+            rows = datagen.rows(cids, hashes, first_meta=meta)
             meta += len(cids)
             store.insert_many(rows, batch_size=1_000)
             with counter.get_lock():  # type: ignore[attr-defined]
@@ -71,8 +70,7 @@ def main() -> int:
     try:
         store = HashStore(url, auto_migrate=True)
         companies, hashes = datagen.clustered(args.rows, args.companies)
-        rows = zip(datagen.to_signed(hashes).tolist(), companies.tolist(), range(args.rows),
-                   strict=True)
+        rows = datagen.rows(companies, hashes)
         t0 = time.perf_counter()
         store.insert_many(rows, bulk=True)
         server = store.connection.execute("SHOW server_version").fetchone()[0]

@@ -62,8 +62,7 @@ def main() -> int:
             conn = owner.connection
             server = conn.execute("SHOW server_version").fetchone()[0]
             companies, hashes = datagen.clustered(args.rows, args.companies)
-            rows = zip(datagen.to_signed(hashes).tolist(), companies.tolist(),
-                       range(args.rows), strict=True)
+            rows = datagen.rows(companies, hashes)
             owner.insert_many(rows, bulk=True)
             if args.revision:
                 owner.downgrade(args.revision)

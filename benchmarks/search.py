@@ -62,10 +62,9 @@ def main() -> int:
 
     t0 = time.perf_counter()
     companies, hashes = datagen.clustered(args.rows, args.companies)
-    signed = datagen.to_signed(hashes)
     print(f"data generated in {time.perf_counter() - t0:.1f} s")
 
-    rows = zip(signed.tolist(), companies.tolist(), range(args.rows), strict=True)
+    rows = datagen.rows(companies, hashes)
     load_s, added = timed(lambda: store.insert_many(rows, bulk=True))
     print(
         f"insert_many(bulk=True): COPY FREEZE, build indexes, ANALYZE: {added:,} rows"
@@ -292,8 +291,7 @@ def main() -> int:
     for n, writers in enumerate((1, 2)):
         fresh = datagen.clustered(100_000, args.companies, seed=11 + n)
         start = args.rows + n * 100_000
-        new_rows = zip(datagen.to_signed(fresh[1]).tolist(), fresh[0].tolist(),
-                       range(start, start + 100_000), strict=True)
+        new_rows = datagen.rows(*fresh, first_meta=start)
         ins_s, ins_added = timed(lambda r=new_rows, w=writers: store.insert_many(r, writers=w))
         print(
             f"insert_many(writers={writers}) into the fully indexed table: {ins_added:,} rows"

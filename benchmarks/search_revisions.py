@@ -69,12 +69,9 @@ def main() -> int:
 
     url = scratch_database(args.database_url, "ahashdb_bench_revisions")
     try:
-        store = HashStore(url, auto_migrate=True)
-        companies, hashes = datagen.clustered(args.rows, args.companies)
-        signed = datagen.to_signed(hashes)
-        rows = zip(signed.tolist(), companies.tolist(), range(args.rows), strict=True)
-        store.insert_many(rows, bulk=True)
-        store.close()
+        with HashStore(url, auto_migrate=True) as store:
+            store.insert_many(datagen.rows(*datagen.clustered(args.rows, args.companies)),
+                              bulk=True)
         old, new = f"ahash_search_index_{args.against}", "ahash_search_index"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(earlier_search(args.against))
