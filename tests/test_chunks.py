@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import random
+from pathlib import Path
 
+import numpy as np
 import psycopg
 from hypothesis import given
 from hypothesis import strategies as st
@@ -138,3 +140,47 @@ def test_migration_0007_down_and_up_on_a_partitioned_table(make_database) -> Non
         chunks = conn.execute("SELECT hash, c0, c1, c2, c3 FROM image_hashes").fetchall()
         assert all(chunk_values(h) == tuple(c) for h, *c in chunks)
         assert answers() == expected
+
+
+def _chunk_layouts_script():  # noqa: ANN202
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "chunk_layouts.py"
+    spec = importlib.util.spec_from_file_location("chunk_layouts", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_layout_model_counts_the_entries_a_search_reads(store: HashStore) -> None:
+    # benchmarks/chunk_layouts.py compares index layouts by the chunk-index entries a search
+    # would read, counted in numpy; for the layout in use that count must be exactly what
+    # ahash_search_index makes the server's chunk indexes return.
+    model = _chunk_layouts_script()
+    import datagen  # beside the script, on the path it set
+
+    companies, hashes = datagen.clustered(20_000, 3, seed=5)
+    store.insert_many(datagen.rows(companies, hashes))
+    store.connection.execute("ANALYZE image_hashes")
+    rng = np.random.default_rng(9)
+    queries = datagen.flip_bits(hashes[rng.integers(0, len(hashes), 6)],
+                                rng.integers(0, 5, 6), rng)
+    returned = (
+        "SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index"
+        " WHERE indexrelid::regclass::text LIKE 'image_hashes_c_\\_idx'")
+    layout = model.layout_in_use()
+    seen = []
+    for company in (None, 2):
+        rows = hashes if company is None else hashes[companies == company]
+        for t in (4, 10, 13):
+            counter = model.Counter(rows, queries, layout, max_radius=model.radii(t, 4)[0])
+            expect = counter.entries(model.radii(t, 4))
+            for q, want in zip(queries, expect, strict=True):
+                with store.connection.transaction():
+                    before = store.connection.execute(returned).fetchone()[0]
+                    store.connection.execute(
+                        "SELECT count(*) FROM ahash_search_index(%s, %s, %s, NULL, 'ahash')",
+                        (company, int(q.view(np.int64)), t)).fetchone()
+                    after = store.connection.execute(returned).fetchone()[0]
+                assert int(after - before) == int(want), (company, t, int(q))
+                seen.append(int(want))
+    assert max(seen) > 1_000  # the counts compared are not trivially small
