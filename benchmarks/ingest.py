@@ -7,9 +7,10 @@
 2. Times, in --rounds interleaved rounds: a single-process loop of
    imagehash.average_hash(Image.open(p)) over all of them (the baseline), `ahashdb ingest
    DIR` (all cores, a fresh process, start-up included) into a new company of a scratch
-   database, and two independent processes running the imagehash loop on half the files
-   each (the most any parallel hashing can gain on this machine); prints the medians of
-   images/s and of the rounds' ratios.
+   database, two independent processes running the imagehash loop on half the files
+   each (the most any parallel hashing can gain on this machine), and `ahashdb ingest` of
+   an empty folder (its start-up and exit alone); prints the medians of images/s and of
+   the rounds' ratios, and how much of the ingest's time is start-up.
 3. Feeds --listed paths on stdin to `ahashdb ingest -` (one in 100 exists, the rest are
    reported missing) and samples the RSS of the ingest process tree: memory must stay flat
    however many paths are listed.
@@ -162,7 +163,8 @@ def main() -> int:
         return [sys.executable, "-m", "ahashdb", "ingest", target, "--company-id",
                 str(company), "--quiet"]
 
-    loops, twos, ingests, ratios, peak = [], [], [], [], 0
+    empty = Path(tempfile.mkdtemp(prefix="ahashdb-ingest-empty-"))
+    loops, twos, ingests, ratios, peak, idles = [], [], [], [], 0, []
     for r in range(args.rounds):  # interleaved: loop, ingest (a fresh company), two processes
         loops.append(baseline())
         ing_s, code, peak_r = run_sampled(ingest_cmd(str(folder), 100 + r), env, None)
@@ -171,6 +173,11 @@ def main() -> int:
             return 1
         ingests.append(ing_s)
         twos.append(two_process_seconds(files))
+        # The same command with nothing to hash: interpreter, imports, connection, exit.
+        t = time.perf_counter()
+        subprocess.run(ingest_cmd(str(empty), 200 + r), env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
+        idles.append(time.perf_counter() - t)
         ratios.append(loops[-1] / ing_s)
         peak = max(peak, peak_r)
     med = statistics.median
@@ -182,6 +189,9 @@ def main() -> int:
     print(f"ahashdb ingest, all cores   : {len(files) / ing_s:8.1f} images/s"
           f"  ({med(ratios):.2f}x the loop, rounds {', '.join(f'{x:.2f}' for x in ratios)};"
           f" peak RSS {peak / 2**20:.0f} MB)")
+    idle_s = med(idles)
+    print(f"of which start-up and exit      : {idle_s:8.2f} s (the same command on an empty"
+          f" folder); the rest {ing_s - idle_s:.2f} s against the 2 processes' {two_s:.2f} s")
 
     lines = "".join(
         f"{files[i // 100 % len(files)] if i % 100 == 0 else folder / 'missing' / str(i)}\n"
@@ -191,6 +201,7 @@ def main() -> int:
     print(f"{args.listed:,} listed paths on stdin (1 in 100 exists): {list_s:.0f} s,"
           f" peak RSS of the ingest process tree {peak / 2**20:.0f} MB (exit {code})")
     drop_database(url)
+    shutil.rmtree(empty)
     if existing > args.count:
         shutil.rmtree(folder)
     return 0
