@@ -165,7 +165,8 @@ def main() -> int:
 
     empty = Path(tempfile.mkdtemp(prefix="ahashdb-ingest-empty-"))
     loops, twos, ingests, ratios, peak, idles = [], [], [], [], 0, []
-    for r in range(args.rounds):  # interleaved: loop, ingest (a fresh company), two processes
+    for r in range(args.rounds):  # interleaved: loop, ingest (a fresh company), two bare
+        # processes, ingest of nothing
         loops.append(baseline())
         ing_s, code, peak_r = run_sampled(ingest_cmd(str(folder), 100 + r), env, None)
         if code != 0:
