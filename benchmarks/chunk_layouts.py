@@ -122,8 +122,8 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--threshold", type=int, default=10)
     ap.add_argument("--entry-us", type=float, default=0.15,
-                    help="model: microseconds per index entry read (measured: 132,820"
-                    " entries in about 20 ms at 5M rows)")
+                    help="model: microseconds per index entry read (0.13-0.18 measured by"
+                    " benchmarks/search_split.py)")
     ap.add_argument("--probe-us", type=float, default=3.0,
                     help="model: microseconds per probe (a B-tree descent; 3-7 us measured,"
                     " see docs/benchmarks.md)")

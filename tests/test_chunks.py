@@ -184,3 +184,28 @@ def test_the_layout_model_counts_the_entries_a_search_reads(store: HashStore) ->
                 assert int(after - before) == int(want), (company, t, int(q))
                 seen.append(int(want))
     assert max(seen) > 1_000  # the counts compared are not trivially small
+
+
+def test_the_probes_only_copy_keeps_the_search_answer(store: HashStore) -> None:
+    # benchmarks/search_split.py times the search against a copy of its SQL cut after the
+    # probes; the cut must keep exactly the candidates the search returns.
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "search_split.py"
+    spec = importlib.util.spec_from_file_location("search_split", path)
+    assert spec is not None and spec.loader is not None
+    split = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(split)
+    import datagen
+
+    companies, hashes = datagen.clustered(20_000, 3, seed=6)
+    store.insert_many(datagen.rows(companies, hashes))
+    store.connection.execute(split.probes_only())
+    sizes = []
+    for q in hashes[:30].view(np.int64).tolist():
+        for company, t in ((None, 10), (1, 12), (2, 4)):
+            found = store.connection.execute(
+                f"SELECT {split.PROBES}(%s, %s, %s, NULL, 'ahash')", (company, q, t)).fetchone()[0]
+            answer = store.connection.execute(
+                "SELECT count(*) FROM ahash_search(%s, %s, %s)", (company, q, t)).fetchone()[0]
+            assert found == answer, (company, q, t)
+            sizes.append(answer)
+    assert max(sizes) > 20
