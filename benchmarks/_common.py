@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import datagen
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from ahashdb import HashStore
 from ahashdb.config import database_url, libpq_url
 
 
@@ -35,6 +38,26 @@ def drop_database(url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(u.database))
         )
+
+
+@contextmanager
+def clustered_database(url: str | None, name: str, rows: int, companies: int) -> Iterator[str]:
+    """Scratch database ``name`` at the head revision, holding ``rows`` of the search
+    benchmark's clustered data in ``companies`` companies (bulk-loaded); dropped after."""
+    made = scratch_database(url, name)
+    try:
+        with HashStore(made, auto_migrate=True) as store:
+            store.insert_many(datagen.rows(*datagen.clustered(rows, companies)), bulk=True)
+        yield made
+    finally:
+        drop_database(made)
+
+
+def stored_queries(conn: psycopg.Connection, n: int) -> list[tuple[int, int]]:
+    """``n`` stored ``(hash, company_id)`` pairs, the same ones for the same data every run."""
+    conn.execute("SELECT setseed(0.42)")
+    return conn.execute("SELECT hash, company_id FROM image_hashes ORDER BY random() LIMIT %s",
+                        (n,)).fetchall()
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +109,6 @@ class Counter:
                    for i, r in enumerate(rad) if r >= 0)
 
     def probes(self, rad: list[int]) -> int:
-        from math import comb
-
         return sum(sum(comb(s, w) for w in range(r + 1)) for s, r in zip(self.sizes, rad,
                                                                           strict=True))
 
@@ -152,7 +151,7 @@ def compare(scope: str, hashes: np.ndarray, queries: np.ndarray, in_use: Layout,
     answers = np.array([int((np.bitwise_count(hashes ^ q) <= t).sum()) for q in queries[:60]])
     print()
     print(f"{scope}: {len(hashes):,} rows; median answer {np.median(answers):,.0f} rows"
-          " (of the first 60 queries)")
+          f" (of the first {len(answers)} queries)")
     print(f"{'layout':54s} {'entries p50':>12s} {'p90':>12s} {'probes':>8s} {'model ms':>9s}")
 
     def line(name: str, e: np.ndarray, probes: int) -> None:

@@ -26,10 +26,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datagen  # noqa: E402
-from _common import drop_database, scratch_database  # noqa: E402
+from _common import clustered_database, stored_queries  # noqa: E402
 
-from ahashdb import HashStore  # noqa: E402
 from ahashdb.connection import SCHEMA_REVISION  # noqa: E402
 from ahashdb.migrating import earlier_migration  # noqa: E402
 
@@ -67,56 +65,48 @@ def main() -> int:
     ap.add_argument("--database-url", default=None, help="server to use (default: embedded)")
     args = ap.parse_args()
 
-    url = scratch_database(args.database_url, "ahashdb_bench_revisions")
-    try:
-        with HashStore(url, auto_migrate=True) as store:
-            store.insert_many(datagen.rows(*datagen.clustered(args.rows, args.companies)),
-                              bulk=True)
-        old, new = f"ahash_search_index_{args.against}", "ahash_search_index"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(earlier_search(args.against))
-            conn.execute("SELECT setseed(0.42)")
-            queries = conn.execute("SELECT hash, company_id FROM image_hashes"
-                                   " ORDER BY random() LIMIT %s", (args.queries,)).fetchall()
-            print(f"{args.rows:,} rows, {args.companies} companies, {len(queries)} stored hashes"
-                  f" as queries, {args.runs} runs of each per query;"
-                  f" revision {args.against} -> {SCHEMA_REVISION}")
+    old, new = f"ahash_search_index_{args.against}", "ahash_search_index"
+    with clustered_database(args.database_url, "ahashdb_bench_revisions", args.rows,
+                            args.companies) as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(earlier_search(args.against))
+        queries = stored_queries(conn, args.queries)
+        print(f"{args.rows:,} rows, {args.companies} companies, {len(queries)} stored hashes"
+              f" as queries, {args.runs} runs of each per query;"
+              f" revision {args.against} -> {SCHEMA_REVISION}")
 
-            def run(fn: str, q: int, company: int | None, t: int) -> tuple[float, list]:
-                start = time.perf_counter()
-                got = conn.execute(f"SELECT * FROM {fn}(%s, %s, %s, NULL, 'ahash')",
-                                   (company, q, t)).fetchall()
-                return time.perf_counter() - start, got
+        def run(fn: str, q: int, company: int | None, t: int) -> tuple[float, list]:
+            start = time.perf_counter()
+            got = conn.execute(f"SELECT * FROM {fn}(%s, %s, %s, NULL, 'ahash')",
+                               (company, q, t)).fetchall()
+            return time.perf_counter() - start, got
 
-            for t in (int(x) for x in args.thresholds.split(",")):
-                for scope in ("company", "all"):
-                    before, after, sizes = [], [], []
-                    for q, company in queries:
-                        cid = company if scope == "company" else None
-                        times: dict[str, list[float]] = {old: [], new: []}
-                        answers = {}
-                        for k in range(args.runs):
-                            for fn in ((old, new) if k % 2 else (new, old)):
-                                seconds, answers[fn] = run(fn, q, cid, t)
-                                times[fn].append(seconds * 1000)
-                        if answers[old] != answers[new]:
-                            raise SystemExit(f"answers differ: query {q}, company {cid}, T={t}")
-                        before.append(statistics.median(times[old]))
-                        after.append(statistics.median(times[new]))
-                        sizes.append(len(answers[new]))
-                    cut = sorted(sizes)[int(0.9 * len(sizes))]
-                    big = [i for i, n in enumerate(sizes) if n >= cut]
-                    big_before = statistics.mean(before[i] for i in big)
-                    big_after = statistics.mean(after[i] for i in big)
-                    print(f"T={t:<2} {scope:7}  p50 {statistics.median(before):7.2f} ->"
-                          f" {statistics.median(after):7.2f} ms   p95 {p95(before):7.2f} ->"
-                          f" {p95(after):7.2f} ms   largest tenth of answers (mean"
-                          f" {statistics.mean(sizes[i] for i in big):,.0f} rows):"
-                          f" {big_before:7.2f} -> {big_after:7.2f} ms"
-                          f" ({big_after / big_before:.2f}x the time)")
-            print("answers: identical in every run")
-    finally:
-        drop_database(url)
+        for t in (int(x) for x in args.thresholds.split(",")):
+            for scope in ("company", "all"):
+                before, after, sizes = [], [], []
+                for q, company in queries:
+                    cid = company if scope == "company" else None
+                    times: dict[str, list[float]] = {old: [], new: []}
+                    answers = {}
+                    for k in range(args.runs):
+                        for fn in ((old, new) if k % 2 else (new, old)):
+                            seconds, answers[fn] = run(fn, q, cid, t)
+                            times[fn].append(seconds * 1000)
+                    if answers[old] != answers[new]:
+                        raise SystemExit(f"answers differ: query {q}, company {cid}, T={t}")
+                    before.append(statistics.median(times[old]))
+                    after.append(statistics.median(times[new]))
+                    sizes.append(len(answers[new]))
+                cut = sorted(sizes)[int(0.9 * len(sizes))]
+                big = [i for i, n in enumerate(sizes) if n >= cut]
+                big_before = statistics.mean(before[i] for i in big)
+                big_after = statistics.mean(after[i] for i in big)
+                print(f"T={t:<2} {scope:7}  p50 {statistics.median(before):7.2f} ->"
+                      f" {statistics.median(after):7.2f} ms   p95 {p95(before):7.2f} ->"
+                      f" {p95(after):7.2f} ms   largest tenth of answers (mean"
+                      f" {statistics.mean(sizes[i] for i in big):,.0f} rows):"
+                      f" {big_before:7.2f} -> {big_after:7.2f} ms"
+                      f" ({big_after / big_before:.2f}x the time)")
+        print("answers: identical in every run")
     return 0
 
 

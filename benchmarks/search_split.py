@@ -30,11 +30,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datagen  # noqa: E402
-from _common import drop_database, scratch_database  # noqa: E402
+from _common import clustered_database, stored_queries  # noqa: E402
 from search_revisions import earlier_search  # noqa: E402
 
-from ahashdb import HashStore  # noqa: E402
 from ahashdb.connection import SCHEMA_REVISION  # noqa: E402
 
 PROBES = "ahash_search_probes"
@@ -74,63 +72,55 @@ def main() -> int:
     args = ap.parse_args()
     t = args.threshold
 
-    url = scratch_database(args.database_url, "ahashdb_bench_split")
-    try:
-        with HashStore(url, auto_migrate=True) as store:
-            store.insert_many(datagen.rows(*datagen.clustered(args.rows, args.companies)),
-                              bulk=True)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(probes_only())
-            conn.execute("SELECT setseed(0.42)")
-            queries = conn.execute("SELECT hash, company_id FROM image_hashes"
-                                   " ORDER BY random() LIMIT %s", (args.queries,)).fetchall()
-            print(f"{args.rows:,} rows, {args.companies} companies, {len(queries)} stored"
-                  f" hashes as queries, T={t}, {args.runs} runs of each per query,"
-                  f" schema {SCHEMA_REVISION}")
-            whole_sql = "SELECT count(*) FROM ahash_search_index(%s, %s, %s, NULL, 'ahash')"
-            probe_sql = f"SELECT {PROBES}(%s, %s, %s, NULL, 'ahash')"
+    with clustered_database(args.database_url, "ahashdb_bench_split", args.rows,
+                            args.companies) as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(probes_only())
+        queries = stored_queries(conn, args.queries)
+        print(f"{args.rows:,} rows, {args.companies} companies, {len(queries)} stored"
+              f" hashes as queries, T={t}, {args.runs} runs of each per query,"
+              f" schema {SCHEMA_REVISION}")
+        whole_sql = "SELECT count(*) FROM ahash_search_index(%s, %s, %s, NULL, 'ahash')"
+        probe_sql = f"SELECT {PROBES}(%s, %s, %s, NULL, 'ahash')"
 
-            def timed(sql: str, params: tuple) -> tuple[float, int]:
-                start = time.perf_counter()
-                value = conn.execute(sql, params).fetchone()[0]
-                return (time.perf_counter() - start) * 1000, value
+        def timed(sql: str, params: tuple) -> tuple[float, int]:
+            start = time.perf_counter()
+            value = conn.execute(sql, params).fetchone()[0]
+            return (time.perf_counter() - start) * 1000, value
 
-            for scope in ("company", "all"):
-                whole, probed, entries, rows = [], [], [], []
-                for sql in (whole_sql, probe_sql):  # each branch's plan, made once
-                    q, company = queries[0]
-                    conn.execute(sql, (company if scope == "company" else None, q, t))
-                for q, company in queries:
-                    params = (company if scope == "company" else None, q, t)
-                    times: dict[str, list[float]] = {whole_sql: [], probe_sql: []}
-                    for k in range(args.runs):
-                        for sql in ((whole_sql, probe_sql) if k % 2 else (probe_sql, whole_sql)):
-                            ms, value = timed(sql, params)
-                            times[sql].append(ms)
-                            if sql == whole_sql:
-                                answer = value
-                            elif k and value != answer:
-                                raise SystemExit(f"probes kept {value} rows, the search"
-                                                 f" returned {answer}: query {q}, {scope}")
-                    with conn.transaction():
-                        before = conn.execute(ENTRIES).fetchone()[0]
-                        conn.execute(probe_sql, params).fetchone()
-                        entries.append(int(conn.execute(ENTRIES).fetchone()[0] - before))
-                    whole.append(statistics.median(times[whole_sql]))
-                    probed.append(statistics.median(times[probe_sql]))
-                    rows.append(answer)
-                med = statistics.median
-                rest = [w - p for w, p in zip(whole, probed, strict=True)]
-                per_entry = med(p * 1000 / e for p, e in zip(probed, entries, strict=True) if e)
-                big = [i for i, n in enumerate(rows) if n >= 100]
-                per_row = med(rest[i] * 1000 / rows[i] for i in big) if big else float("nan")
-                print(f"{scope:7}  search {med(whole):7.2f} ms = probes {med(probed):7.2f}"
-                      f" + fetch and the rest {med(rest):6.2f} (medians); median query:"
-                      f" {med(entries):,.0f} entries, {med(rows):,.0f} rows;"
-                      f" {per_entry:.2f} us per entry read,"
-                      f" {per_row:.1f} us per row fetched ({len(big)} queries with 100+ rows)")
-    finally:
-        drop_database(url)
+        for scope in ("company", "all"):
+            whole, probed, entries, rows = [], [], [], []
+            for sql in (whole_sql, probe_sql):  # each branch's plan, made once
+                q, company = queries[0]
+                conn.execute(sql, (company if scope == "company" else None, q, t))
+            for q, company in queries:
+                params = (company if scope == "company" else None, q, t)
+                times: dict[str, list[float]] = {whole_sql: [], probe_sql: []}
+                for k in range(args.runs):
+                    for sql in ((whole_sql, probe_sql) if k % 2 else (probe_sql, whole_sql)):
+                        ms, value = timed(sql, params)
+                        times[sql].append(ms)
+                        if sql == whole_sql:
+                            answer = value
+                        elif k and value != answer:
+                            raise SystemExit(f"probes kept {value} rows, the search"
+                                             f" returned {answer}: query {q}, {scope}")
+                with conn.transaction():
+                    before = conn.execute(ENTRIES).fetchone()[0]
+                    conn.execute(probe_sql, params).fetchone()
+                    entries.append(int(conn.execute(ENTRIES).fetchone()[0] - before))
+                whole.append(statistics.median(times[whole_sql]))
+                probed.append(statistics.median(times[probe_sql]))
+                rows.append(answer)
+            med = statistics.median
+            rest = [w - p for w, p in zip(whole, probed, strict=True)]
+            per_entry = med(p * 1000 / e for p, e in zip(probed, entries, strict=True) if e)
+            big = [i for i, n in enumerate(rows) if n >= 100]
+            per_row = med(rest[i] * 1000 / rows[i] for i in big) if big else float("nan")
+            print(f"{scope:7}  search {med(whole):7.2f} ms = probes {med(probed):7.2f}"
+                  f" + fetch and the rest {med(rest):6.2f} (medians); median query:"
+                  f" {med(entries):,.0f} entries, {med(rows):,.0f} rows;"
+                  f" {per_entry:.2f} us per entry read,"
+                  f" {per_row:.1f} us per row fetched ({len(big)} queries with 100+ rows)")
     return 0
 
 

@@ -142,9 +142,11 @@ def test_migration_0007_down_and_up_on_a_partitioned_table(make_database) -> Non
         assert answers() == expected
 
 
-def _chunk_layouts_script():  # noqa: ANN202
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "chunk_layouts.py"
-    spec = importlib.util.spec_from_file_location("chunk_layouts", path)
+def _benchmark(name: str):  # noqa: ANN202
+    """The benchmark script ``benchmarks/<name>.py`` as a module (it puts its folder, with
+    datagen, on the path)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -155,7 +157,7 @@ def test_the_layout_model_counts_the_entries_a_search_reads(store: HashStore) ->
     # benchmarks/chunk_layouts.py compares index layouts by the chunk-index entries a search
     # would read, counted in numpy; for the layout in use that count must be exactly what
     # ahash_search_index makes the server's chunk indexes return.
-    model = _chunk_layouts_script()
+    model = _benchmark("chunk_layouts")
     import datagen  # beside the script, on the path it set
 
     companies, hashes = datagen.clustered(20_000, 3, seed=5)
@@ -189,11 +191,7 @@ def test_the_layout_model_counts_the_entries_a_search_reads(store: HashStore) ->
 def test_the_probes_only_copy_keeps_the_search_answer(store: HashStore) -> None:
     # benchmarks/search_split.py times the search against a copy of its SQL cut after the
     # probes; the cut must keep exactly the candidates the search returns.
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "search_split.py"
-    spec = importlib.util.spec_from_file_location("search_split", path)
-    assert spec is not None and spec.loader is not None
-    split = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(split)
+    split = _benchmark("search_split")
     import datagen
 
     companies, hashes = datagen.clustered(20_000, 3, seed=6)
